@@ -15,9 +15,9 @@ import torch
 
 # %% auto #0
 __all__ = ['AUGMENTATIONS', 'DATASETS', 'DatasetSplits', 'standardise', 'images_to_tensor', 'register_dataset', 'list_datasets',
-           'load_dataset', 'load_digits', 'load_mnist5k', 'DatasetFilesMissing', 'load_mnist', 'load_fashionmnist',
-           'load_cifar10', 'load_svhn', 'random_crop', 'random_flip', 'make_augmentation', 'InitialSplit',
-           'split_training_set', 'Pool']
+           'load_dataset', 'load_digits', 'load_mnist5k', 'DatasetFilesMissing', 'DatasetFilesCorrupt', 'load_mnist',
+           'load_fashionmnist', 'load_cifar10', 'load_svhn', 'random_crop', 'random_flip', 'make_augmentation',
+           'InitialSplit', 'split_training_set', 'Pool']
 
 # %% ../nbs/00_data.ipynb #59752c91
 AUGMENTATIONS = ("none", "crop", "crop_flip")
@@ -121,9 +121,13 @@ def load_mnist5k(data_root: Path = None, download: bool = False) -> DatasetSplit
     x = images_to_tensor(table[:, :-1].reshape(-1, 28, 28))  # 784 pixels, then the label
     return _fixed_split("mnist5k", x, table[:, -1].astype(np.int64), [str(c) for c in range(10)], test_size=1000)
 
-# %% ../nbs/00_data.ipynb #95986af4
+# %% ../nbs/00_data.ipynb #d515c986
 class DatasetFilesMissing(FileNotFoundError):
     "A torchvision dataset's files are not under `data_root` and could not be downloaded."
+
+
+class DatasetFilesCorrupt(ValueError):
+    "A torchvision dataset's files are all present but cannot be read (truncated, damaged, wrong checksum)."
 
 
 _TORCHVISION_FILES = {
@@ -137,20 +141,25 @@ _TORCHVISION_FILES = {
 
 
 def _open_torchvision(name: str, make: Callable, root: Path, download: bool):
-    "Call `make(download)` for a torchvision dataset; turn a missing-files failure into a `DatasetFilesMissing`."
-    try:
-        return make(False)
-    except RuntimeError as missing:
-        reason = str(missing)
+    "Call `make(download)` for a torchvision dataset, with errors that say which files are missing or damaged."
+    folder, files = _TORCHVISION_FILES[name]
+    where = (root / folder).resolve()
+    missing = [f for f in files if not (where / f).exists()]
+    if not missing:
+        try:
+            return make(False)
+        except Exception as damaged:  # torchvision raises RuntimeError, ValueError, AssertionError, EOFError...
+            raise DatasetFilesCorrupt(
+                f"dataset={name!r}: the files under {where} are present but unreadable "
+                f"({type(damaged).__name__}: {damaged}); delete them and download them again") from damaged
+    reason = "download=False"
     if download:
         try:
             return make(True)
         except Exception as failed:  # any network or archive failure: report it with the expected layout
             reason = f"download failed: {type(failed).__name__}: {failed}"
-    folder, files = _TORCHVISION_FILES[name]
-    where = (root / folder).resolve()
     raise DatasetFilesMissing(
-        f"dataset={name!r}: files not found under {where} ({reason}). Expected: {', '.join(files)}. "
+        f"dataset={name!r}: files not found under {where} ({reason}). Missing: {', '.join(missing)}. "
         f"Get them on a machine with internet access with "
         f"`python -c \"from archdal.data import load_dataset; load_dataset('{name}', '{root}')\"` "
         f"and copy the folder {where} here, or pass data_root= the folder that holds them.")
