@@ -1,0 +1,23 @@
+# The two commands of the README. Each creates the virtual environment and installs archdal on first use.
+#   make experiment   run nbs/experiment.ipynb on the embedded digits data into reports/ (PARAMS="-p arch resnet50")
+#   make test         run every notebook's tests (nbdev_test) and the end-to-end tests (pytest)
+VENV ?= .venv
+PYTHON ?= python3
+PARAMS ?=
+BIN = $(VENV)/bin
+
+.PHONY: experiment test
+
+$(BIN)/.archdal-installed: settings.ini setup.py pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e ".[dev]"
+	touch $@
+
+experiment: $(BIN)/.archdal-installed
+	mkdir -p reports
+	$(BIN)/papermill nbs/experiment.ipynb reports/experiment.ipynb $(PARAMS)
+
+test: $(BIN)/.archdal-installed
+	$(BIN)/nbdev_test
+	$(BIN)/pytest -q tests

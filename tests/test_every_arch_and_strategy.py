@@ -1,0 +1,31 @@
+"""Every registered architecture and every registered strategy, through the real loop on real digits."""
+import numpy as np
+import pytest
+
+from archdal.loop import ExperimentConfig, run_experiment
+from archdal.models import list_models
+from archdal.strategies import list_strategies
+
+TINY = dict(budget=6, rounds=1, n_init_per_class=2, epochs=2, patience=2, mc_samples=3, progress=False, device="cpu")
+
+
+def check_run(result, config):
+    assert list(result.history.n_labelled) == [20, 26]
+    chosen = result.queries[1]
+    assert len(np.unique(chosen)) == config.budget and not np.isin(chosen, result.queries[0]).any()
+    assert result.history.test_accuracy.between(0, 1).all()
+
+
+@pytest.mark.parametrize("strategy", list_strategies())
+def test_strategy_with_cnn(strategy, tmp_path):
+    config = ExperimentConfig(strategy=strategy, out_dir=str(tmp_path), **TINY)
+    check_run(run_experiment(config), config)
+
+
+@pytest.mark.parametrize("arch", list_models())
+def test_arch_with_a_model_based_strategy(arch, tmp_path):
+    strategies = list_strategies()
+    strategy = strategies[list_models().index(arch) % len(strategies)]  # spread strategies over architectures
+    if strategy == "random": strategy = "bald"
+    config = ExperimentConfig(arch=arch, strategy=strategy, out_dir=str(tmp_path), **TINY)
+    check_run(run_experiment(config), config)

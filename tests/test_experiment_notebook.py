@@ -1,0 +1,67 @@
+"""End-to-end: the experiment notebook under papermill, as the README runs it, on the embedded digits data."""
+import ast
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import papermill
+import pytest
+
+from archdal.loop import ExperimentConfig
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "nbs" / "experiment.ipynb"
+TINY = dict(budget=10, rounds=2, n_init_per_class=2, epochs=3, patience=2, progress=False, device="cpu")
+
+
+def parameters_cell() -> dict:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in ast.parse(cell.source).body}
+
+
+def test_parameters_cell_is_exactly_the_config_with_its_defaults():
+    defaults = {f.name: getattr(ExperimentConfig(), f.name) for f in dataclasses.fields(ExperimentConfig)}
+    assert parameters_cell() == defaults
+
+
+def test_papermill_run_writes_results_and_chart(tmp_path):
+    out = tmp_path / "out.ipynb"
+    papermill.execute_notebook(str(NOTEBOOK), str(out), parameters={**TINY, "out_dir": str(tmp_path / "runs")},
+                               cwd=str(REPO), progress_bar=False)
+    run_dir = tmp_path / "runs" / "digits" / "cnn" / "badge" / "seed0"
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert [row["n_labelled"] for row in history] == [20, 30, 40]
+    assert all(0.1 < row["test_accuracy"] <= 1 for row in history)
+    queries = np.load(run_dir / "queries.npz")
+    assert [len(queries[f"round_{r}"]) for r in range(3)] == [20, 10, 10]
+    assert (run_dir / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+    assert "vega" in (run_dir / "learning_curve.html").read_text() and "cdn.jsdelivr" not in (run_dir / "learning_curve.html").read_text()
+    executed = nbformat.read(out, as_version=4)
+    outputs = json.dumps([c.get("outputs", []) for c in executed.cells])
+    assert "final test accuracy" in outputs and "image/png" in outputs
+
+
+def test_readme_command_form_with_resnet50(tmp_path):
+    "The direct form of the README: papermill's command line with -p arch resnet50."
+    params = [a for k, v in {**TINY, "rounds": 1, "epochs": 1, "out_dir": str(tmp_path / "runs")}.items()
+              for a in ("-p", k, str(v))]
+    subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOK), str(tmp_path / "out.ipynb"),
+                    "-p", "arch", "resnet50", *params], cwd=REPO, check=True, capture_output=True)
+    history = (tmp_path / "runs" / "digits" / "resnet50" / "badge" / "seed0" / "history.jsonl").read_text().splitlines()
+    assert len(history) == 2 and json.loads(history[0])["n_params"] > 20_000_000
+
+
+@pytest.mark.parametrize("bad, named", [({"budget": 0}, "budget=0"), ({"arch": "resnet"}, "arch='resnet'"),
+                                        ({"budget": 400, "rounds": 4}, "budget=400 x rounds=4")])
+def test_bad_parameters_stop_the_notebook_before_any_work(tmp_path, bad, named):
+    with pytest.raises(papermill.PapermillExecutionError) as caught:
+        papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"),
+                                   parameters={**TINY, "out_dir": str(tmp_path / "runs"), **bad},
+                                   cwd=str(REPO), progress_bar=False)
+    assert caught.value.ename == "ConfigError" and named in caught.value.evalue
+    assert not (tmp_path / "runs").exists()
