@@ -18,6 +18,7 @@ experiment: $(BIN)/.archdal-installed
 	mkdir -p reports
 	$(BIN)/papermill nbs/experiment.ipynb reports/experiment.ipynb $(PARAMS)
 
+# nbdev_test runs notebooks in parallel, one per core: one torch thread each avoids oversubscribing the cores
 test: $(BIN)/.archdal-installed
-	$(BIN)/nbdev_test
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test
 	$(BIN)/pytest -q tests
