@@ -44,15 +44,16 @@ def seeded(seed: int, device: torch.device):
         torch.manual_seed(seed)
         yield
 
-# %% ../nbs/02_train.ipynb #5cf3236e
+# %% ../nbs/02_train.ipynb #20518b78
 OPTIMIZERS = ("sgd", "adam")
 
 
 class NonFiniteLoss(FloatingPointError):
-    "The training loss became NaN or infinite."
-    def __init__(self, epoch: int, loss: float, lr: float):
-        self.epoch = epoch
-        super().__init__(f"training loss is {loss} at epoch {epoch}; lower the learning rate (lr={lr}) "
+    "The training loss became NaN or infinite (at `epoch`, and `round` when the loop knows it)."
+    def __init__(self, epoch: int, loss: float, lr: float, round: int | None = None):
+        self.epoch, self.loss, self.lr, self.round = epoch, loss, lr, round
+        where = f"round {round}, epoch {epoch}" if round is not None else f"epoch {epoch}"
+        super().__init__(f"training loss is {loss} at {where}; lower the learning rate (lr={lr}) "
                          f"or check the inputs for NaN/inf")
 
 
