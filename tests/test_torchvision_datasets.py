@@ -170,3 +170,15 @@ def test_truncated_idx_file_raises(filename, cut, tmp_path):
         load_dataset("mnist", tmp_path, download=True)  # present files are never re-downloaded
     message = str(caught.value)
     assert "'mnist'" in message and str(path.parent.resolve()) in message and "unreadable" in message
+
+
+@pytest.mark.parametrize("name, filename", [("cifar10", "data_batch_3"), ("cifar10", "batches.meta"),
+                                            ("svhn", "test_32x32.mat"), ("fashionmnist", "train-labels-idx1-ubyte")])
+def test_truncated_file_of_each_format_names_the_folder(name, filename, tmp_path, monkeypatch):
+    skip_md5_checks(monkeypatch)
+    write_dataset(name, tmp_path)
+    path = tmp_path / _TORCHVISION_FILES[name][0] / filename
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(DatasetFilesCorrupt) as caught:
+        load_dataset(name, tmp_path, download=False)
+    assert f"{name!r}" in str(caught.value) and str(path.parent.resolve()) in str(caught.value)
