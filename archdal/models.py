@@ -14,13 +14,21 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['MODELS', 'count_parameters', 'ALModel', 'mc_dropout', 'has_body_dropout', 'register_model', 'list_models',
-           'make_model', 'resnet18', 'resnet34', 'resnet50', 'vgg11', 'vgg16', 'vgg19', 'cnn', 'mlp']
+__all__ = ['MODELS', 'count_parameters', 'StochasticLayer', 'ALModel', 'mc_dropout', 'has_body_dropout', 'register_model',
+           'list_models', 'make_model', 'resnet18', 'resnet34', 'resnet50', 'vgg11', 'vgg16', 'vgg19', 'cnn', 'mlp']
 
-# %% ../nbs/01_models.ipynb #638e39c4
+# %% ../nbs/01_models.ipynb #3cd8fc3e
 def count_parameters(model: nn.Module) -> int:
     "Number of trainable parameters of `model`."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class StochasticLayer(nn.Module):
+    """Base of layers that sample a structure (masks, gates) in training and MC passes and carry a KL term.
+
+    Subclasses implement `forward`, sampling when `self.training` and using their expected structure
+    otherwise, and `kl_divergence()` (a scalar tensor: KL of the variational posterior to the prior)."""
+    def kl_divergence(self) -> torch.Tensor: raise NotImplementedError
 
 
 class ALModel(nn.Module):
@@ -45,32 +53,39 @@ class ALModel(nn.Module):
         "Logits (N × `n_classes`) of the images `x`."
         return self.classify(self.embed(x))
 
+    def kl_divergence(self) -> torch.Tensor | None:
+        "Sum of the KL terms of the model's `StochasticLayer`s (None when it has none): the ELBO's regulariser."
+        terms = [m.kl_divergence() for m in self.modules() if isinstance(m, StochasticLayer)]
+        return torch.stack(terms).sum() if terms else None
+
     def summary(self) -> dict:
         "JSON-serialisable description: architecture name, trainable parameters, feature size and depth."
         depth = sum(isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)) for m in self.modules())
-        return {"arch": self.name, "n_params": count_parameters(self), "embed_dim": self.embed_dim,
-                "n_classes": self.n_classes, "depth": int(depth), "dropout": float(self.dropout.p)}
+        summary = {"arch": self.name, "n_params": count_parameters(self), "embed_dim": self.embed_dim,
+                   "n_classes": self.n_classes, "depth": int(depth), "dropout": float(self.dropout.p)}
+        if hasattr(self.body, "describe"): summary.update(self.body.describe())  # e.g. inferred depth, kept widths
+        return summary
 
-# %% ../nbs/01_models.ipynb #56a25187
+# %% ../nbs/01_models.ipynb #be9dd108
 _DropoutNd = nn.modules.dropout._DropoutNd
 
 
 @contextmanager
 def mc_dropout(model: nn.Module):
-    "Within the block `model` is in eval mode except its dropout modules, which sample; flags are restored on exit."
+    "Within the block `model` is in eval mode except its dropout and `StochasticLayer` modules, which sample; flags are restored on exit."
     flags = [(m, m.training) for m in model.modules()]
     try:
         model.eval()
         for m in model.modules():
-            if isinstance(m, _DropoutNd): m.train()
+            if isinstance(m, (_DropoutNd, StochasticLayer)): m.train()
         yield model
     finally:
         for m, training in flags: m.training = training
 
 
 def has_body_dropout(model: ALModel) -> bool:
-    "Whether `model.body` contains a dropout module with p > 0, i.e. whether MC dropout affects the features."
-    return any(isinstance(m, _DropoutNd) and m.p > 0 for m in model.body.modules())
+    "Whether `model.body` has a dropout module with p > 0 or a `StochasticLayer`, i.e. MC passes change the features."
+    return any((isinstance(m, _DropoutNd) and m.p > 0) or isinstance(m, StochasticLayer) for m in model.body.modules())
 
 # %% ../nbs/01_models.ipynb #464c9c95
 MODELS: dict[str, Callable[..., tuple[nn.Module, int]]] = {}

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import archdal.archopt as archopt
 import archdal.loop as loop
 from archdal.data import AUGMENTATIONS, list_datasets
 from archdal.loop import ConfigError, ExperimentConfig, run_experiment
@@ -68,13 +69,13 @@ def test_an_invalid_parameter_is_named_before_any_work(valid_values, bad_field, 
     values = dict(valid_values)
     values[bad_field] = data.draw(FIELDS[bad_field][1], label=bad_field)
     def no_work(*args, **kwargs): raise AssertionError("work started before validation finished")
-    original = loop.load_dataset, loop.fit
-    loop.load_dataset = loop.fit = no_work
+    original = loop.load_dataset, archopt.fit
+    loop.load_dataset = archopt.fit = no_work
     try:
         with pytest.raises(ConfigError) as caught:
             run_experiment(ExperimentConfig(**values))
     finally:
-        loop.load_dataset, loop.fit = original
+        loop.load_dataset, archopt.fit = original
     assert any(problem.startswith(f"{bad_field}=") or f"device={values['device']!r}" in problem
                for problem in caught.value.problems), caught.value.problems
 
@@ -88,7 +89,7 @@ def test_an_invalid_parameter_is_named_before_any_work(valid_values, bad_field, 
 ])
 def test_data_dependent_problems_are_named_before_training(bad, named, tmp_path, monkeypatch):
     def no_training(*args, **kwargs): raise AssertionError("training started")
-    monkeypatch.setattr(loop, "fit", no_training)
+    monkeypatch.setattr(archopt, "fit", no_training)
     with pytest.raises(ConfigError) as caught:
         run_experiment(ExperimentConfig(**bad, out_dir=str(tmp_path), progress=False))
     assert named in str(caught.value)

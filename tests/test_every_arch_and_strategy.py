@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from archdal.loop import ExperimentConfig, run_experiment
+from archdal.archopt import ARCH_OPTIMISERS
 from archdal.models import list_models
 from archdal.strategies import list_strategies
 
@@ -22,10 +23,13 @@ def test_strategy_with_cnn(strategy, tmp_path):
     check_run(run_experiment(config), config)
 
 
-@pytest.mark.parametrize("arch", list_models())
+ARCHS = sorted(set(list_models()) | set(ARCH_OPTIMISERS)) + ["select:cnn,mlp"]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
 def test_arch_with_a_model_based_strategy(arch, tmp_path):
     strategies = list_strategies()
-    strategy = strategies[list_models().index(arch) % len(strategies)]  # spread strategies over architectures
+    strategy = strategies[ARCHS.index(arch) % len(strategies)]  # spread strategies over architectures
     if strategy == "random": strategy = "bald"
     config = ExperimentConfig(arch=arch, strategy=strategy, out_dir=str(tmp_path), **TINY)
     check_run(run_experiment(config), config)
