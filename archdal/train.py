@@ -151,7 +151,7 @@ def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | 
     return FitResult(len(curve), best_epoch, best_acc if has_val else math.nan, curve[-1]["train_loss"],
                      time.perf_counter() - start, curve)
 
-# %% ../nbs/02_train.ipynb #c966b9f4
+# %% ../nbs/02_train.ipynb #eec2aa82
 @torch.no_grad()
 def evaluate(model: ALModel, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
              device: str | torch.device = "auto") -> dict:
@@ -179,7 +179,8 @@ class Predictions:
 
 @torch.no_grad()
 def predict(model: ALModel, x: torch.Tensor, *, embeddings: bool = False, mc_samples: int = 0,
-            batch_size: int = 512, seed: int = 0, device: str | torch.device = "auto") -> Predictions:
+            batch_size: int = 512, seed: int = 0, device: str | torch.device = "auto",
+            progress: bool = False) -> Predictions:
     "Probabilities (eval mode), optionally embeddings and `mc_samples` MC-dropout probability samples."
     device = resolve_device(device)
     was_training = model.training
@@ -187,7 +188,7 @@ def predict(model: ALModel, x: torch.Tensor, *, embeddings: bool = False, mc_sam
     head_only = not has_body_dropout(model)
     probs, embeds, mc = [], [], []
     with seeded(seed, device):
-        for part in batch_slices(len(x), batch_size):
+        for part in tqdm(batch_slices(len(x), batch_size), desc="predict", leave=False, disable=not progress):
             xb = x[part].to(device)
             features = model.embed(xb)
             probs.append(model.classify(features).softmax(1).cpu())

@@ -10,7 +10,7 @@ import archdal.loop as loop
 from archdal.data import AUGMENTATIONS, list_datasets
 from archdal.loop import ConfigError, ExperimentConfig, run_experiment
 from archdal.models import list_models
-from archdal.strategies import list_strategies
+from archdal.strategies import ACQUISITIONS, list_strategies
 from archdal.train import OPTIMIZERS
 
 anything_else = st.one_of(st.none(), st.booleans(), st.text(max_size=5), st.floats(allow_nan=True),
@@ -39,7 +39,11 @@ FIELDS = {  # field -> (valid values, invalid values)
     "lr": (st.floats(1e-8, 10), st.one_of(real(st.none())[1], st.floats(max_value=0))),
     "weight_decay": (st.floats(0, 1), st.one_of(real(st.none())[1], st.floats(max_value=-1e-9))),
     "dropout": (st.floats(0, 0.99), st.one_of(real(st.none())[1], st.floats(1, 1e9), st.floats(max_value=-1e-9))),
-    "optimizer": choice(list(OPTIMIZERS)), "augment": choice(["auto", *AUGMENTATIONS]),
+    "optimizer": choice(list(OPTIMIZERS)),
+    # stochastic acquisitions are valid only with scoring strategies: that pairing has its own test in 05_loop
+    "acquisition": (st.just("top"), anything_else.filter(lambda v: v not in ACQUISITIONS)),
+    "beta": (st.floats(0, 100), st.one_of(real(st.none())[1], st.floats(max_value=-1e-9))),
+    "pool_subset": (st.one_of(st.none(), st.integers(1, 10**6)), st.one_of(st.integers(max_value=0), st.text(max_size=3), st.floats())), "augment": choice(["auto", *AUGMENTATIONS]),
     "warm_start": (st.booleans(), st.one_of(st.integers(), st.text(max_size=3), st.none())),
     "progress": (st.booleans(), st.one_of(st.integers(), st.text(max_size=3), st.none())),
     "deterministic": (st.booleans(), st.one_of(st.integers(), st.text(max_size=3), st.none())),

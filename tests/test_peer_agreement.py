@@ -1,0 +1,165 @@
+"""archdal's strategies give the peer libraries' answers on the same inputs.
+
+Peers, test-only dependencies listed in settings.ini's dev_requirements: decile-distil 0.2.0 (DISTIL)
+and baal 2.1.0 (BAAL). A test is skipped when its peer is not installed. The adapters that let the peers
+run on archdal's inputs (a table-lookup network for DISTIL, BAAL's [N, C, S] layout) are in
+bench/peers.py, shared with the benchmark.
+
+* entropy, margin, least confidence, BALD and core-set (small pools) pick the same positions, in the same
+  order, where no near-ties exist (checked, not assumed);
+* on a larger pool core-set reaches the same coverage radius as DISTIL's (max over the pool of the distance
+  to the nearest labelled or chosen point) within 1e-4 relative;
+* BADGE starts at DISTIL's first point and draws the next by the k-means++ D² law computed from DISTIL's
+  own materialised gradient embeddings, as DISTIL's seeding does (chi-square tests, fixed seeds).
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from peers import baal_layout, distil_strategy  # noqa: E402
+
+from archdal.strategies import (QueryInputs, bald_score, entropy_score, least_confidence_score,  # noqa: E402
+                                margin_score, nearest_centres, query)
+
+SCORES = {"entropy": entropy_score, "margin": margin_score, "least_confidence": least_confidence_score}
+
+
+@pytest.fixture(scope="module")
+def distil():
+    threads = torch.get_num_threads()
+    module = pytest.importorskip("distil.active_learning_strategies")
+    torch.set_num_threads(threads)  # importing DISTIL changes torch's thread count (through a dependency)
+    return module
+
+
+@pytest.fixture(scope="module")
+def baal():
+    return pytest.importorskip("baal.active.heuristics")
+
+
+def make_pool(n, c=10, d=32, s=12, m=20, seed=0, dtype=torch.float32):
+    "logits (N x C), MC logits (S x N x C), features (N x D) and labelled features (M x D)."
+    g = torch.Generator().manual_seed(seed)
+    logits = 2 * torch.randn(n, c, generator=g, dtype=dtype)
+    mc_logits = logits + torch.randn(s, n, c, generator=g, dtype=dtype)
+    features = torch.randn(n, d, generator=g, dtype=dtype)
+    labelled = torch.randn(m, d, generator=g, dtype=dtype)
+    return logits, mc_logits, features, labelled
+
+
+def archdal_inputs(logits, mc_logits, features, labelled):
+    return QueryInputs(probs=torch.softmax(logits, dim=1), mc_probs=torch.softmax(mc_logits, dim=2),
+                       embeddings=features, labelled_embeddings=labelled)
+
+
+def assert_no_near_ties(score, budget, gap=1e-6):
+    "The budget + 1 highest scores are `gap` apart (ten times float32 rounding near 1): no library can reorder them."
+    top = score.double().sort(descending=True).values[:budget + 1]
+    assert (top[:-1] - top[1:]).min() > gap, "near-tie: choose another seed"
+
+
+def picks(x):
+    return [int(i) for i in (x.tolist() if hasattr(x, "tolist") else x)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("name", ["entropy", "margin", "least_confidence"])
+def test_uncertainty_same_as_distil(name, seed, distil):
+    logits, mc_logits, features, labelled = make_pool(1000, seed=seed)
+    inputs, budget = archdal_inputs(logits, mc_logits, features, labelled), 50
+    assert_no_near_ties(SCORES[name](inputs.probs), budget)
+    cls = {"entropy": distil.EntropySampling, "margin": distil.MarginSampling,
+           "least_confidence": distil.LeastConfidence}[name]
+    ours = picks(query(name, inputs, budget, torch.Generator().manual_seed(0)))
+    assert ours == picks(distil_strategy(cls, logits, features).select(budget))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("name", ["entropy", "margin", "least_confidence"])
+def test_uncertainty_same_as_baal(name, seed, baal):
+    logits, mc_logits, features, labelled = make_pool(1000, seed=seed)
+    inputs, budget = archdal_inputs(logits, mc_logits, features, labelled), 50
+    assert_no_near_ties(SCORES[name](inputs.probs), budget)
+    heuristic = {"entropy": baal.Entropy, "margin": baal.Margin, "least_confidence": baal.Certainty}[name]()
+    ours = picks(query(name, inputs, budget, torch.Generator().manual_seed(0)))
+    assert ours == picks(heuristic(inputs.probs.numpy())[:budget])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bald_same_as_peers(seed, distil, baal):
+    logits, mc_logits, features, labelled = make_pool(1000, seed=seed)
+    inputs, budget = archdal_inputs(logits, mc_logits, features, labelled), 50
+    assert_no_near_ties(bald_score(inputs.mc_probs), budget)
+    ours = picks(query("bald", inputs, budget, torch.Generator().manual_seed(0)))
+    assert ours == picks(baal.BALD()(baal_layout(inputs.mc_probs))[:budget])
+    theirs = distil_strategy(distil.BALDDropout, logits, features, mc_logits=mc_logits, n_drop=len(mc_logits))
+    assert ours == picks(theirs.select(budget))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_coreset_same_as_distil_on_small_pools(seed, distil):
+    logits, mc_logits, features, labelled = make_pool(400, d=16, m=10, seed=seed, dtype=torch.float64)
+    inputs = archdal_inputs(logits, mc_logits, features, labelled)
+    ours = picks(query("coreset", inputs, 40, torch.Generator().manual_seed(0)))
+    assert ours == picks(distil_strategy(distil.CoreSet, logits, features, labelled).select(40))
+
+
+def coverage_radius(features, labelled, chosen):
+    "max over the pool of the distance to the nearest labelled or chosen point, in float64."
+    x = features.double()
+    return float(nearest_centres(x, torch.cat([labelled.double(), x[chosen]]))[0].max().sqrt())
+
+
+def test_coreset_same_coverage_radius_on_a_larger_pool(distil):
+    logits, mc_logits, features, labelled = make_pool(20_000, d=64, m=50, seed=3)
+    inputs, budget = archdal_inputs(logits, mc_logits, features, labelled), 300
+    ours = picks(query("coreset", inputs, budget, torch.Generator().manual_seed(0)))
+    theirs = picks(distil_strategy(distil.CoreSet, logits, features, labelled).select(budget))
+    r_ours, r_theirs = coverage_radius(features, labelled, ours), coverage_radius(features, labelled, theirs)
+    assert abs(r_ours - r_theirs) <= 1e-4 * r_theirs, (r_ours, r_theirs)
+
+
+def d2_law(embeddings, first):
+    "k-means++ probabilities of the second pick given the first, from explicit embeddings (float64)."
+    e = torch.as_tensor(embeddings, dtype=torch.float64)
+    d2 = ((e - e[first]) ** 2).sum(dim=1)
+    return (d2 / d2.sum()).numpy()
+
+
+def chi_square_p(draws, law):
+    from scipy.stats import chisquare
+    counts = np.bincount(draws, minlength=len(law))
+    support = law > 0
+    assert counts[~support].sum() == 0, "a point of probability 0 was drawn"
+    return chisquare(counts[support], law[support] * len(draws)).pvalue
+
+
+def test_badge_follows_the_d2_law_of_distils_gradient_embeddings(distil):
+    from distil.active_learning_strategies.badge import init_centers
+    logits, mc_logits, features, labelled = make_pool(8, c=3, d=4, seed=5)
+    inputs = archdal_inputs(logits, mc_logits, features, labelled)
+    theirs = distil_strategy(distil.BADGE, logits, features)
+    embeddings = theirs.get_grad_embedding(theirs.unlabeled_x, bias_grad=False).numpy()   # DISTIL's, N x C·D
+    first = int(np.argmax(np.linalg.norm(embeddings, axis=1)))
+    law = d2_law(embeddings, first)
+    assert law.max() < 0.9 and (law > 0.01).sum() >= 4                    # a law worth testing
+    generator = torch.Generator().manual_seed(0)
+    ours = np.array([picks(query("badge", inputs, 2, generator)) for _ in range(3000)])
+    assert (ours[:, 0] == first).all()
+    assert chi_square_p(ours[:, 1], law) > 1e-3
+    np.random.seed(0)                                                     # DISTIL draws from numpy's global RNG
+    distils = np.array([picks(init_centers(embeddings, 2, "cpu")) for _ in range(1500)])
+    assert (distils[:, 0] == first).all()
+    assert chi_square_p(distils[:, 1], law) > 1e-3
+
+
+def test_badge_first_pick_same_as_distil_on_a_larger_pool(distil):
+    logits, mc_logits, features, labelled = make_pool(3000, seed=6)
+    theirs = distil_strategy(distil.BADGE, logits, features)
+    embeddings = theirs.get_grad_embedding(theirs.unlabeled_x, bias_grad=False).numpy()
+    ours = query("badge", archdal_inputs(logits, mc_logits, features, labelled), 1, torch.Generator().manual_seed(0))
+    assert picks(ours) == [int(np.argmax(np.linalg.norm(embeddings, axis=1)))]
