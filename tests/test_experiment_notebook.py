@@ -11,7 +11,7 @@ import numpy as np
 import papermill
 import pytest
 
-from archdal.loop import ExperimentConfig
+from archdal.loop import ExperimentConfig, run_dir_for
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "nbs" / "experiment.ipynb"
@@ -46,14 +46,18 @@ def test_papermill_run_writes_results_and_chart(tmp_path):
     assert "final test accuracy" in outputs and "image/png" in outputs
 
 
-def test_readme_command_form_with_resnet50(tmp_path):
-    "The direct form of the README: papermill's command line with -p arch resnet50."
+@pytest.mark.parametrize("arch", ["resnet50", "select:cnn,mlp", "depth_dropout", "bbdropout", "pdarts"])
+def test_readme_command_form_for_fixed_and_optimised_architectures(tmp_path, arch):
+    "The direct form of the README: papermill's command line with -p arch <name>."
     params = [a for k, v in {**TINY, "rounds": 1, "epochs": 1, "out_dir": str(tmp_path / "runs")}.items()
               for a in ("-p", k, str(v))]
     subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOK), str(tmp_path / "out.ipynb"),
-                    "-p", "arch", "resnet50", *params], cwd=REPO, check=True, capture_output=True)
-    history = (tmp_path / "runs" / "digits" / "resnet50" / "badge" / "seed0" / "history.jsonl").read_text().splitlines()
-    assert len(history) == 2 and json.loads(history[0])["n_params"] > 20_000_000
+                    "-p", "arch", arch, *params], cwd=REPO, check=True, capture_output=True)
+    run_dir = run_dir_for(ExperimentConfig(arch=arch, out_dir=str(tmp_path / "runs")))
+    history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
+    assert len(history) == 2 and all(row["arch_summary"]["n_params"] == row["n_params"] > 0 for row in history)
+    assert (run_dir / "arch_summary.png").exists()
+    if arch == "resnet50": assert history[0]["n_params"] > 20_000_000
 
 
 @pytest.mark.parametrize("bad, named", [({"budget": 0}, "budget=0"), ({"arch": "resnet"}, "arch='resnet'"),
