@@ -21,9 +21,9 @@ from tqdm.auto import tqdm
 from .models import ALModel, StochasticLayer, has_body_dropout, mc_dropout
 
 # %% auto #0
-__all__ = ['SEED_PURPOSES', 'OPTIMIZERS', 'STRUCTURE_LR', 'resolve_device', 'seeded', 'derive_seed', 'NonFiniteLoss',
-           'make_optimizer', 'batch_slices', 'make_optimizers', 'FitResult', 'fit', 'evaluate', 'Predictions',
-           'predict']
+__all__ = ['SEED_PURPOSES', 'OPTIMIZERS', 'STRUCTURE_LR', 'KL_WARMUP_EPOCHS', 'resolve_device', 'seeded', 'derive_seed',
+           'NonFiniteLoss', 'make_optimizer', 'batch_slices', 'make_optimizers', 'FitResult', 'fit', 'evaluate',
+           'Predictions', 'predict']
 
 # %% ../nbs/02_train.ipynb #fef46aef
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -56,7 +56,7 @@ def derive_seed(seed: int, round: int, purpose: str, *keys: int) -> int:
     entropy = [seed, round, SEED_PURPOSES.index(purpose), *keys]
     return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
-# %% ../nbs/02_train.ipynb #51762227
+# %% ../nbs/02_train.ipynb #8471020d
 OPTIMIZERS = ("sgd", "adam")
 
 
@@ -84,6 +84,7 @@ def batch_slices(n: int, batch_size: int) -> list[slice]:
 
 
 STRUCTURE_LR = 0.03
+KL_WARMUP_EPOCHS = 10
 
 
 def make_optimizers(model: nn.Module, name: str, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
@@ -104,7 +105,7 @@ class FitResult:
     seconds: float
     curve: list[dict] = field(default_factory=list)  # per epoch: epoch, train_loss, val_accuracy
 
-# %% ../nbs/02_train.ipynb #a9745a6e
+# %% ../nbs/02_train.ipynb #f4b5bd85
 def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | None = None,
         val_y: torch.Tensor | None = None, *, epochs: int = 50, patience: int = 10, lr: float = 0.01,
         optimizer: str = "sgd", weight_decay: float = 5e-4, batch_size: int = 64,
@@ -119,6 +120,8 @@ def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | 
     optimisers = make_optimizers(model, optimizer, lr, weight_decay)
     start, curve = time.perf_counter(), []
     best_acc, best_epoch, best_state = -math.inf, 0, None
+    # a model with a KL term optimises its real objective only once the warm-up is over
+    first_selectable = min(KL_WARMUP_EPOCHS, epochs) if model.kl_divergence() is not None else 1
     with seeded(seed, device):
         generator = torch.Generator().manual_seed(seed)
         bar = tqdm(range(1, epochs + 1), desc="fit", leave=False, disable=not progress)
@@ -131,7 +134,8 @@ def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | 
                 xb = x[idx] if augment is None else augment(x[idx], generator)
                 loss = F.cross_entropy(model(xb), y[idx])
                 kl = model.kl_divergence()
-                if kl is not None: loss = loss + kl / len(x)  # negative ELBO per labelled example
+                if kl is not None:  # negative ELBO per labelled example, the KL warmed up over the first epochs
+                    loss = loss + min(1.0, epoch / KL_WARMUP_EPOCHS) * kl / len(x)
                 if not torch.isfinite(loss): raise NonFiniteLoss(epoch, loss.item(), lr)
                 for opt in optimisers: opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -140,12 +144,12 @@ def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | 
             record = {"epoch": epoch, "train_loss": total / len(x)}
             if has_val:
                 record["val_accuracy"] = evaluate(model, val_x, val_y, device=device)["accuracy"]
-                if record["val_accuracy"] > best_acc:
+                if record["val_accuracy"] > best_acc and epoch >= first_selectable:
                     best_acc, best_epoch = record["val_accuracy"], epoch
                     best_state = copy.deepcopy(model.state_dict())
             curve.append(record)
             bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
-            if has_val and epoch - best_epoch >= patience: break
+            if has_val and best_epoch and epoch - best_epoch >= patience: break
     if best_state is not None: model.load_state_dict(best_state)
     else: best_epoch = len(curve)
     return FitResult(len(curve), best_epoch, best_acc if has_val else math.nan, curve[-1]["train_loss"],
