@@ -1,12 +1,14 @@
 # The two commands of the README. Each creates the virtual environment and installs archdal on first use.
 #   make experiment   run nbs/experiment.ipynb on the embedded digits data into reports/ (PARAMS="-p arch resnet50")
-#   make test         run every notebook's tests (nbdev_test) and the end-to-end tests (pytest)
+#   make test         run every notebook's tests (nbdev_test) and the end-to-end tests (pytest); installs Debian's
+#                     chromium first when /usr/bin/chromium is missing, for the browser test of the explorers
+#   make docs         build the documentation website from the notebooks into _docs/ (open _docs/index.html)
 VENV ?= .venv
 PYTHON ?= python3
 PARAMS ?=
 BIN = $(VENV)/bin
 
-.PHONY: experiment test
+.PHONY: experiment test chromium docs
 
 $(BIN)/.archdal-installed: settings.ini setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +20,21 @@ experiment: $(BIN)/.archdal-installed
 	mkdir -p reports
 	$(BIN)/papermill nbs/experiment.ipynb reports/experiment.ipynb $(PARAMS)
 
+# tests/test_browser_widgets.py drives Debian's Chromium (never a browser downloaded by playwright): install it when
+# missing, with sudo when not root. If that fails the browser test says why and is skipped (fails where CI is set).
+CHROMIUM = /usr/bin/chromium
+SUDO ?= $(if $(filter 0,$(shell id -u)),,sudo)
+chromium:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for tests/test_browser_widgets.py" && \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } || \
+	  echo "could not install chromium: tests/test_browser_widgets.py will be skipped"
+
+# the documentation site, built from the notebooks into _docs/ (docs/build.py: nbdev's processors, then MkDocs);
+# no notebook runs. tests/test_docs_site.py builds it too and reads every page in Chromium.
+docs: $(BIN)/.archdal-installed
+	$(BIN)/python docs/build.py
+
 # nbdev_test runs notebooks in parallel, one per core: one torch thread each avoids oversubscribing the cores
-test: $(BIN)/.archdal-installed
+test: $(BIN)/.archdal-installed chromium
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test
 	$(BIN)/pytest -q tests
