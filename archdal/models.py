@@ -87,15 +87,17 @@ def has_body_dropout(model: ALModel) -> bool:
     "Whether `model.body` has a dropout module with p > 0 or a `StochasticLayer`, i.e. MC passes change the features."
     return any((isinstance(m, _DropoutNd) and m.p > 0) or isinstance(m, StochasticLayer) for m in model.body.modules())
 
-# %% ../nbs/01_models.ipynb #464c9c95
+# %% ../nbs/01_models.ipynb #79f22ece
 MODELS: dict[str, Callable[..., tuple[nn.Module, int]]] = {}
 
 
 def register_model(name: str):
     "Decorator that adds a builder `f(in_shape, **kwargs) -> (body, embed_dim)` to `MODELS` under `name`."
     def add(builder):
-        if name in MODELS:
-            raise ValueError(f"model name={name!r} is already registered")
+        # re-running a notebook cell (or importing the module after running its notebook in the same
+        # process) registers the same builder again: that replaces it; another builder under a taken name is refused
+        if name in MODELS and MODELS[name].__qualname__ != builder.__qualname__:
+            raise ValueError(f"model name={name!r} is already registered to {MODELS[name].__qualname__}")
         MODELS[name] = builder
         return builder
     return add
