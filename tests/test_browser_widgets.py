@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,14 +22,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from browser_support import CHROMIUM_ARGS, chromium, free_port
 from playwright.sync_api import expect, sync_playwright
 
 from archdal.loop import ExperimentConfig, run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
 SCREENSHOTS = REPO / "reports" / "screenshots"
 TINY = dict(dataset="digits", budget=10, rounds=2, n_init_per_class=2, epochs=3, patience=2, progress=False, device="cpu")
 CELLS = ["from archdal.widgets import ArchExplorer, QueryExplorer",
@@ -38,26 +35,6 @@ CELLS = ["from archdal.widgets import ArchExplorer, QueryExplorer",
          "arch_explorer = ArchExplorer('runs')\narch_explorer"]
 BLOB = re.compile("^blob:")  # ipywidgets shows Image bytes as a blob: URL
 TIMEOUT_MS = 180_000  # kernel start (torch import), five chart renders and the PNG transfers, on a busy machine
-
-
-def chromium() -> str:
-    "Path of Debian's Chromium, installed with `make chromium` if missing; skip the test only if that fails."
-    if not CHROMIUM.exists():
-        result = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), "chromium", "SUDO=sudo -n"],
-                                stdin=subprocess.DEVNULL, capture_output=True, text=True)
-        if not CHROMIUM.exists():
-            reason = (f"{CHROMIUM} is absent and `make chromium` could not install it (Debian's `apt-get install -y "
-                      f"chromium` needs root or password-less sudo, and the network): "
-                      f"{(result.stdout + result.stderr).strip()[-400:]}")
-            if os.environ.get("CI"): pytest.fail(reason)  # in CI the browser test must run
-            pytest.skip(reason)
-    return str(CHROMIUM)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

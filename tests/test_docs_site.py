@@ -12,7 +12,6 @@ import importlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,34 +21,14 @@ from pathlib import Path
 from urllib.parse import urldefrag, urlparse
 
 import pytest
+from browser_support import CHROMIUM_ARGS, chromium, free_port
 from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = REPO / "_docs"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
 SCREENSHOTS = REPO / "reports" / "screenshots"
 MODULE_PAGE = re.compile(r"^\d+[a-zA-Z0-9]*_")  # nbdev's page name: 00_data.ipynb -> data.html
 SEARCHED = "stochastic_top_k"  # a function of archdal.strategies, typed into the site's search box
-
-
-def chromium() -> str:
-    "Path of Debian's Chromium, installed with `make chromium` if missing; skip only if that fails (fail in CI)."
-    if not CHROMIUM.exists():
-        result = subprocess.run(["make", "-C", str(REPO), "chromium", "SUDO=sudo -n"], stdin=subprocess.DEVNULL,
-                                capture_output=True, text=True)
-        if not CHROMIUM.exists():
-            reason = f"{CHROMIUM} is absent and `make chromium` could not install it: {(result.stdout + result.stderr)[-400:]}"
-            if os.environ.get("CI"): pytest.fail(reason)
-            pytest.skip(reason)
-    return str(CHROMIUM)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def module_pages() -> dict[str, str]:

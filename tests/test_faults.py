@@ -8,11 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import archdal.loop as loop
-from archdal.loop import ExperimentConfig, RunInUse, read_history, read_queries, run_dir_for, run_experiment
+from archdal.loop import ExperimentConfig, read_history, read_queries, run_dir_for, run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 # long enough rounds (no early stopping) that a kill lands inside a round
