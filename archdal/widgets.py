@@ -162,7 +162,24 @@ def class_table_html(labels: np.ndarray, classes: list[str], queried: np.ndarray
             f"<tr><td><b>total</b></td><td style='text-align:right'><b>{len(queried)}</b></td><td></td>"
             f"<td style='text-align:right'><b>{len(labelled)}</b></td></tr></table>")
 
-# %% ../nbs/07_widgets.ipynb #082fb7be
+# %% ../nbs/07_widgets.ipynb #54ceb3a5
+class _Explorer:
+    "What both explorers share: a changed control first re-syncs the controls that depend on it, then re-renders."
+    def _start(self, controls):
+        self._syncing = False
+        for control in controls: control.observe(self._on_change, "value")
+        self._on_change(None)
+
+    def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
+
+    def _on_change(self, change):
+        if self._syncing: return  # a change made by _sync itself
+        self._syncing = True
+        try: self._sync()
+        finally: self._syncing = False
+        self.update()
+
+
 def _png_image() -> W.Image:
     "An Image widget for PNG bytes, shown at its own pixel size (a flex box would otherwise stretch it to its width)."
     return W.Image(format="png", layout=W.Layout(align_self="flex-start", flex="0 0 auto"))
@@ -173,7 +190,7 @@ def _options(values) -> list[tuple[str, object]]:
     return [(str(v), v.item() if hasattr(v, "item") else v) for v in sorted(values)]
 
 
-class QueryExplorer:
+class QueryExplorer(_Explorer):
     "Browse the images each strategy queried: pick a run (dataset, arch, strategy, seed) and a round."
 
     def __init__(self, runs_dir: str | Path | list, data_root: str | Path | None = None, thumbnail: int = 56,
@@ -193,38 +210,25 @@ class QueryExplorer:
         self.widget = W.VBox([W.HBox([self.dataset, self.arch, self.strategy, self.seed]), self.round_slider,
                               self.title, self.images, W.HBox([self.histogram, self.projection])])
         self.widget.add_class("archdal-query-explorer")
-        self._runs_read, self._syncing = {}, False
-        for selector in self.selectors: selector.observe(self._on_change, "value")
-        self.round_slider.observe(self._on_change, "value")
-        self._sync()
-        self.update()
+        self._runs_read = {}
+        self._start((*self.selectors, self.round_slider))
 
     @property
     def selectors(self) -> tuple[W.Dropdown, ...]: return self.dataset, self.arch, self.strategy, self.seed
 
-    def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
-
-    def _on_change(self, change):
-        if self._syncing: return
-        self._sync()
-        self.update()
-
     def _sync(self):
         "Narrow each dropdown to the runs that exist given those before it; fit the slider to the run's rounds."
-        self._syncing = True
-        try:
-            rows = self.runs
-            for selector, column in zip(self.selectors, RUN_KEY):
-                options = _options(rows[column].unique())
-                if list(selector.options) != options: selector.options = options
-                values = [v for _, v in options]
-                if selector.value not in values: selector.value = values[0]
-                rows = rows[rows[column] == selector.value]
-            self.run_dir = Path(rows.run_dir.iloc[0])
-            last = max(self._read(self.run_dir)["queries"])
-            self.round_slider.max = last
-            self.round_slider.value = min(self.round_slider.value, last)
-        finally: self._syncing = False
+        rows = self.runs
+        for selector, column in zip(self.selectors, RUN_KEY):
+            options = _options(rows[column].unique())
+            if list(selector.options) != options: selector.options = options
+            values = [v for _, v in options]
+            if selector.value not in values: selector.value = values[0]
+            rows = rows[rows[column] == selector.value]
+        self.run_dir = Path(rows.run_dir.iloc[0])
+        last = max(self._read(self.run_dir)["queries"])
+        self.round_slider.max = last
+        self.round_slider.value = min(self.round_slider.value, last)
 
     def _read(self, run_dir: Path) -> dict:
         "The run's queries, history, pool, dataset and projection (read once per run)."
@@ -303,8 +307,8 @@ def table_html(df: pd.DataFrame, css_class: str = "") -> str:
     return (f"<div style='max-height:320px;overflow:auto'><table class='{css_class}' style='border-collapse:collapse;"
             f"font-size:12px'><tr>{head}</tr>{body}</table></div>")
 
-# %% ../nbs/07_widgets.ipynb #35efca16
-class ArchExplorer:
+# %% ../nbs/07_widgets.ipynb #8b5b2dfd
+class ArchExplorer(_Explorer):
     "Compare strategies across architectures: learning curves, AUC, penalty matrix and per-round architecture summaries."
 
     def __init__(self, runs_dir: str | Path | list, alpha: float = 0.05):
@@ -321,30 +325,17 @@ class ArchExplorer:
         self.widget = W.VBox([W.HBox([self.dataset, self.strategies, self.archs]), self.message, self.curves,
                               W.HBox([self.auc, W.VBox([self.penalty, self.penalty_message])]), self.summary])
         self.widget.add_class("archdal-arch-explorer")
-        self._syncing = False
-        for selector in (self.dataset, self.strategies, self.archs): selector.observe(self._on_change, "value")
-        self._sync()
-        self.update()
-
-    def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
-
-    def _on_change(self, change):
-        if self._syncing: return
-        self._sync()
-        self.update()
+        self._start((self.dataset, self.strategies, self.archs))
 
     def _sync(self):
         "Offer the strategies and architectures of the chosen dataset, keeping the selection where possible."
-        self._syncing = True
-        try:
-            rows = self.runs[self.runs.dataset == self.dataset.value]
-            for selector, column in ((self.strategies, "strategy"), (self.archs, "arch")):
-                options = _options(rows[column].unique())
-                if list(selector.options) != options:
-                    kept = [v for v in selector.value if v in dict(options).values()]
-                    selector.options = options
-                    selector.value = tuple(kept) or tuple(v for _, v in options)
-        finally: self._syncing = False
+        rows = self.runs[self.runs.dataset == self.dataset.value]
+        for selector, column in ((self.strategies, "strategy"), (self.archs, "arch")):
+            options = _options(rows[column].unique())
+            if list(selector.options) != options:
+                kept = [v for v in selector.value if v in dict(options).values()]
+                selector.options = options
+                selector.value = tuple(kept) or tuple(v for _, v in options)
 
     def selection(self) -> pd.DataFrame:
         "The rows of the runs table selected by the controls."

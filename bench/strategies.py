@@ -278,7 +278,7 @@ def main():
             checks.append(("BALD at least as fast as BAAL's", f"N={n:,}", r["archdal"] <= r["baal"],
                            f"{r['baal'] / r['archdal']:.1f}× faster"))
     if large:
-        checks.append((f"core-set peak extra memory < 2 GB", f"N={ARGS.large:,}", large[1] < 2048, f"{large[1]:.0f} MB"))
+        checks.append(("core-set peak extra memory < 2 GB", f"N={ARGS.large:,}", large[1] < 2048, f"{large[1]:.0f} MB"))
     print("\nTargets:")
     for what, where, ok, value in checks: print(f"  {'met ' if ok else 'MISSED'}  {what} ({where}): {value}")
     write_report(rows, bounds, large, notes, checks)
