@@ -1,24 +1,29 @@
 # The two commands of the README. Each creates the virtual environment and installs archdal on first use.
-#   make experiment   run nbs/experiment.ipynb on the embedded digits data into reports/ (PARAMS="-p arch resnet50")
-#   make test         run every notebook's tests (nbdev_test) and the end-to-end tests (pytest); installs Debian's
-#                     chromium first when /usr/bin/chromium is missing, for the browser test of the explorers
+#   make experiment   run nbs/experiment.ipynb on the embedded digits data into reports/latest/ (PARAMS="-p arch resnet50")
+#   make test         lint (ruff), run every notebook's tests (nbdev_test) and the end-to-end tests (pytest), and check
+#                     that no tracked file changed; installs Debian's chromium first when /usr/bin/chromium is missing
+#   make publish      regenerate the tracked example reports/experiment.ipynb (the docs site's Experiment page)
 #   make docs         build the documentation website from the notebooks into _docs/ (open _docs/index.html)
 VENV ?= .venv
 PYTHON ?= python3
 PARAMS ?=
 BIN = $(VENV)/bin
 
-.PHONY: experiment test chromium docs
+.PHONY: experiment publish test chromium docs
 
 $(BIN)/.archdal-installed: settings.ini setup.py pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/nbdev_install_hooks  # JupyterLab then saves notebooks clean (settings.ini: jupyter_hooks, clear_all)
 	touch $@
 
 experiment: $(BIN)/.archdal-installed
-	mkdir -p reports
-	$(BIN)/papermill nbs/experiment.ipynb reports/experiment.ipynb $(PARAMS)
+	mkdir -p reports/latest
+	$(BIN)/papermill nbs/experiment.ipynb reports/latest/experiment.ipynb $(PARAMS)
+
+publish: $(BIN)/.archdal-installed
+	$(BIN)/papermill nbs/experiment.ipynb reports/experiment.ipynb -p progress False
 
 # tests/test_browser_widgets.py drives Debian's Chromium (never a browser downloaded by playwright): install it when
 # missing, with sudo when not root. If that fails the browser test says why and is skipped (fails where CI is set).
@@ -36,5 +41,9 @@ docs: $(BIN)/.archdal-installed
 
 # nbdev_test runs notebooks in parallel, one per core: one torch thread each avoids oversubscribing the cores
 test: $(BIN)/.archdal-installed chromium
+	git status --porcelain --untracked-files=no > .tracked-before-test 2>/dev/null || true
+	$(BIN)/ruff check archdal tests bench docs
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test
 	$(BIN)/pytest -q tests
+	@git status --porcelain --untracked-files=no 2>/dev/null | diff -q .tracked-before-test - >/dev/null || \
+	  { echo "the tests changed tracked files:"; git status --porcelain --untracked-files=no; exit 1; }

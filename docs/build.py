@@ -265,7 +265,7 @@ class Page:
             return f'![{alt}]({self.image(_text(data["image/png"]).strip(), "png")}){{ .nb-image{attrs} }}'
         if "image/svg+xml" in data: return f'![output]({self.image(_text(data["image/svg+xml"]), "svg")})'
         if "text/html" in data:
-            body = "\n".join(l for l in _text(data["text/html"]).splitlines() if l.strip())
+            body = "\n".join(line for line in _text(data["text/html"]).splitlines() if line.strip())
             body = re.sub(r"<script.*?</script>", "", body, flags=re.S | re.I)
             return f'<div class="nb-output nb-html" markdown="0">\n{body}\n</div>'
         if "text/plain" in data: return _fence(_text(data["text/plain"]), "text")

@@ -8,6 +8,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
+# screenshots go to a scratch folder; ARCHDAL_SCREENSHOTS=reports/screenshots refreshes the README's (tracked) ones
+SCREENSHOTS = Path(os.environ.get("ARCHDAL_SCREENSHOTS") or Path(os.environ.get("TMPDIR", "/tmp")) / "archdal-screenshots")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"]
 

@@ -4,7 +4,7 @@ A JupyterLab server on a random local port (with a token) serves a temporary fol
 runs and a notebook that builds `QueryExplorer` and `ArchExplorer` on it. Chromium opens the notebook, runs every
 cell from JupyterLab's Run menu (widgets need a live kernel), moves the round slider with the keyboard and changes
 the architecture selection, and checks that the views changed in the page. Screenshots of both explorers go to
-reports/screenshots/.
+a scratch folder (ARCHDAL_SCREENSHOTS=reports/screenshots refreshes the README's).
 
 The browser is Debian's Chromium (`/usr/bin/chromium`), never one downloaded by playwright. `make test` installs it
 when it is missing (`make chromium`); this test tries the same once and is skipped only when it is still absent.
@@ -22,13 +22,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_support import CHROMIUM_ARGS, chromium, free_port
+from browser_support import CHROMIUM_ARGS, SCREENSHOTS, chromium, free_port
 from playwright.sync_api import expect, sync_playwright
 
 from archdal.loop import ExperimentConfig, run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
-SCREENSHOTS = REPO / "reports" / "screenshots"
 TINY = dict(dataset="digits", budget=10, rounds=2, n_init_per_class=2, epochs=3, patience=2, progress=False, device="cpu")
 CELLS = ["from archdal.widgets import ArchExplorer, QueryExplorer",
          "query_explorer = QueryExplorer('runs')\nquery_explorer",

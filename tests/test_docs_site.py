@@ -21,12 +21,11 @@ from pathlib import Path
 from urllib.parse import urldefrag, urlparse
 
 import pytest
-from browser_support import CHROMIUM_ARGS, chromium, free_port
+from browser_support import CHROMIUM_ARGS, SCREENSHOTS, chromium, free_port
 from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = REPO / "_docs"
-SCREENSHOTS = REPO / "reports" / "screenshots"
 MODULE_PAGE = re.compile(r"^\d+[a-zA-Z0-9]*_")  # nbdev's page name: 00_data.ipynb -> data.html
 SEARCHED = "stochastic_top_k"  # a function of archdal.strategies, typed into the site's search box
 

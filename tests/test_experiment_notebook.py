@@ -69,3 +69,30 @@ def test_bad_parameters_stop_the_notebook_before_any_work(tmp_path, bad, named):
                                    cwd=str(REPO), progress_bar=False)
     assert caught.value.ename == "ConfigError" and named in caught.value.evalue
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("params, first_line", [
+    (["-p", "strateg", "margin"], "'strateg' is not a parameter; did you mean 'strategy'?"),
+    (["-p", "budgett", "10"], "'budgett' is not a parameter; did you mean 'budget'?"),
+    (["-p", "strategy", "Badge"], "strategy='Badge': allowed one of"),
+    (["-p", "arch", "resnet05"], "arch='resnet05': allowed one of"),
+])
+def test_misspelt_parameters_are_refused_in_one_line_with_a_suggestion(tmp_path, params, first_line):
+    "papermill only warns about a parameter the notebook lacks; the notebook itself refuses it, before any work."
+    out = tmp_path / "out.ipynb"
+    done = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOK), str(out), *params,
+                           "-p", "out_dir", str(tmp_path / "runs")], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode != 0
+    error = next(o for c in nbformat.read(out, as_version=4).cells for o in c.get("outputs", []) if o.output_type == "error")
+    assert error.ename == "ConfigError" and error.evalue.startswith(first_line), error.evalue
+    assert len(error.traceback) == 1 and error.traceback[0].startswith(f"ConfigError: {first_line}")
+    if "resnet05" in params or "Badge" in params: assert "did you mean" in error.evalue.splitlines()[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_folder_named_archdal_in_the_working_directory_is_named_before_any_work(tmp_path):
+    (tmp_path / "archdal").mkdir()
+    done = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOK), str(tmp_path / "out.ipynb"),
+                           "-p", "out_dir", str(tmp_path / "runs")], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode != 0 and "hides the installed archdal package" in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "runs").exists()

@@ -7,11 +7,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
-import archdal.loop as loop
-from archdal.loop import ExperimentConfig, read_history, read_queries, run_dir_for, run_experiment
+from archdal.core import RunDir, RunDiskFull, read_history, read_queries
+from archdal.loop import ExperimentConfig, run_dir_for, run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 # long enough rounds (no early stopping) that a kill lands inside a round
@@ -21,8 +22,8 @@ TIMING = ("fit_seconds", "query_seconds")
 
 def comparable(run_dir):
     "History without timings, and the queries, of a run directory."
-    rows = [{k: v for k, v in row.items() if k not in TIMING} for row in read_history(run_dir)]
-    return json.dumps(rows), {r: q.tolist() for r, q in read_queries(run_dir).items()}
+    rows = [{k: v for k, v in row.items() if k not in TIMING} for row in read_history(RunDir(run_dir))]
+    return json.dumps(rows), {r: q.tolist() for r, q in read_queries(RunDir(run_dir)).items()}
 
 
 def start_in_subprocess(config: ExperimentConfig) -> subprocess.Popen:
@@ -35,7 +36,7 @@ def start_in_subprocess(config: ExperimentConfig) -> subprocess.Popen:
 def wait_for_rounds(run_dir: Path, n: int, process: subprocess.Popen, timeout: float = 120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if (run_dir / "history.jsonl").exists() and len(read_history(run_dir)) >= n: return
+        if (run_dir / "history.jsonl").exists() and len(read_history(RunDir(run_dir))) >= n: return
         assert process.poll() is None, process.communicate()
         time.sleep(0.02)
     raise TimeoutError(f"{run_dir} did not reach {n} rounds")
@@ -57,7 +58,7 @@ def test_sigkill_mid_round_then_resume_matches_an_uninterrupted_run(tmp_path, un
     time.sleep(0.1)  # into the next round's training
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    finished = len(read_history(run_dir))
+    finished = len(read_history(RunDir(run_dir)))
     assert 1 <= finished < SLOW["rounds"] + 1, "the kill did not land inside the run"
     run_experiment(config)
     assert comparable(run_dir) == uninterrupted
@@ -72,7 +73,7 @@ def test_papermill_run_killed_then_rerun_resumes(tmp_path, uninterrupted):
     wait_for_rounds(run_dir, 1, process)
     os.killpg(process.pid, signal.SIGKILL)  # papermill and its kernel
     process.wait()
-    assert len(read_history(run_dir)) < SLOW["rounds"] + 1
+    assert len(read_history(RunDir(run_dir))) < SLOW["rounds"] + 1
     subprocess.run(command, cwd=REPO, check=True, capture_output=True)
     assert comparable(run_dir) == uninterrupted
 
@@ -80,23 +81,21 @@ def test_papermill_run_killed_then_rerun_resumes(tmp_path, uninterrupted):
 def test_disk_full_while_writing_a_round_keeps_the_previous_state(tmp_path, monkeypatch, uninterrupted):
     config = ExperimentConfig(**SLOW, out_dir=str(tmp_path))
     run_dir = run_dir_for(config)
-    real_write_atomic = loop.write_atomic
-    checkpoints = []
-    def write_then_disk_full(path, write):
-        if Path(path).name == "checkpoint.pt":
-            checkpoints.append(path)
-            if len(checkpoints) == 2:  # round 1's checkpoint: half written, then the disk is full
-                def partial(f):
-                    f.write(b"\0" * 100)
-                    raise OSError(errno.ENOSPC, "No space left on device")
-                return real_write_atomic(path, partial)
-        return real_write_atomic(path, write)
-    monkeypatch.setattr(loop, "write_atomic", write_then_disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    real_write, checkpoints = RunDir.write, []
+    def write_then_disk_full(self, name, data):
+        if name == "checkpoint.pt":
+            checkpoints.append(name)
+            if len(checkpoints) == 2:  # round 1's checkpoint: the disk fills up while it is written
+                with mock.patch("os.fsync", side_effect=OSError(errno.ENOSPC, "No space left on device")):
+                    return real_write(self, name, data)
+        return real_write(self, name, data)
+    monkeypatch.setattr(RunDir, "write", write_then_disk_full)
+    with pytest.raises(RunDiskFull, match=f"no space left on the device for {run_dir / 'checkpoint.pt'}"):
         run_experiment(config)
-    assert [row["round"] for row in read_history(run_dir)] == [0]
-    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "checkpoint.pt", "config.json", "history.jsonl", "queries.npz"]
-    monkeypatch.setattr(loop, "write_atomic", real_write_atomic)
+    monkeypatch.undo()
+    assert [row["round"] for row in read_history(RunDir(run_dir))] == [0]
+    assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "checkpoint.pt", "config.json", "history.jsonl",
+                                                         "manifest.json", "queries.npz"]
     run_experiment(config)  # the round-0 checkpoint is intact: the run resumes from round 1
     assert comparable(run_dir) == uninterrupted
 
@@ -116,7 +115,7 @@ def test_two_processes_with_different_seeds_share_out_dir(tmp_path):
     configs = [ExperimentConfig(**{**SLOW, "rounds": 1, "epochs": 5}, seed=s, out_dir=str(tmp_path)) for s in (0, 1)]
     processes = [start_in_subprocess(c) for c in configs]
     assert [p.wait(timeout=300) for p in processes] == [0, 0]
-    histories = [read_history(run_dir_for(c)) for c in configs]
+    histories = [read_history(RunDir(run_dir_for(c))) for c in configs]
     assert all(len(h) == 2 for h in histories) and histories[0] != histories[1]
 
 

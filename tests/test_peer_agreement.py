@@ -7,6 +7,11 @@ bench/peers.py, shared with the benchmark.
 
 * entropy, margin, least confidence, BALD and core-set (small pools) pick the same positions, in the same
   order, where no near-ties exist (checked, not assumed);
+* Gal et al.'s (2017) scores of MC-dropout samples: mean STD is BAAL's `Variance` heuristic with the mean
+  of the square roots as its reduction (same scores and picks); Max Entropy, archdal's entropy of the
+  MC-averaged predictive, picks what BAAL's `Entropy` (which averages [N, C, S] samples itself) and
+  DISTIL's `EntropySamplingDropout` pick; variation ratios has no peer in BAAL 2.1.0 or DISTIL 0.2.0, so it
+  is checked against a direct count with `scipy.stats.mode`;
 * on a larger pool core-set reaches the same coverage radius as DISTIL's (max over the pool of the distance
   to the nearest labelled or chosen point) within 1e-4 relative;
 * BADGE starts at DISTIL's first point and draws the next by the k-means++ D² law computed from DISTIL's
@@ -23,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from peers import baal_layout, distil_strategy  # noqa: E402
 
 from archdal.strategies import (QueryInputs, bald_score, entropy_score, least_confidence_score,  # noqa: E402
-                                margin_score, nearest_centres, query)
+                                margin_score, mean_std_score, nearest_centres, query, var_ratios_score)
 
 SCORES = {"entropy": entropy_score, "margin": margin_score, "least_confidence": least_confidence_score}
 
@@ -98,6 +103,44 @@ def test_bald_same_as_peers(seed, distil, baal):
     assert ours == picks(baal.BALD()(baal_layout(inputs.mc_probs))[:budget])
     theirs = distil_strategy(distil.BALDDropout, logits, features, mc_logits=mc_logits, n_drop=len(mc_logits))
     assert ours == picks(theirs.select(budget))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_mean_std_same_as_baals_variance_with_a_std_reduction(seed, baal):
+    logits, mc_logits, features, labelled = make_pool(1000, seed=seed)
+    inputs, budget = archdal_inputs(logits, mc_logits, features, labelled), 50
+    ours_score = mean_std_score(inputs.mc_probs)
+    assert_no_near_ties(ours_score, budget)
+    heuristic = baal.Variance(reduction=lambda var: np.sqrt(var).mean(axis=1))  # var over samples, per class
+    ranks, theirs_score = heuristic.get_ranks(baal_layout(inputs.mc_probs))
+    np.testing.assert_allclose(ours_score.numpy(), theirs_score, rtol=1e-5, atol=1e-7)
+    ours = picks(query("mean_std", inputs, budget, torch.Generator().manual_seed(0)))
+    assert ours == picks(ranks[:budget])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_max_entropy_same_as_peers(seed, baal, distil):
+    "Max Entropy = archdal's entropy on the MC-averaged predictive; the peers average the samples themselves."
+    logits, mc_logits, features, labelled = make_pool(1000, seed=seed)
+    mc_probs, budget = torch.softmax(mc_logits, dim=2), 50
+    inputs = QueryInputs(probs=mc_probs.mean(dim=0), mc_probs=mc_probs)
+    assert_no_near_ties(entropy_score(inputs.probs), budget)
+    ours = picks(query("entropy", inputs, budget, torch.Generator().manual_seed(0)))
+    assert ours == picks(baal.Entropy()(baal_layout(mc_probs))[:budget])
+    theirs = distil_strategy(distil.EntropySamplingDropout, logits, features, mc_logits=mc_logits, n_drop=len(mc_logits))
+    assert ours == picks(theirs.select(budget))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_var_ratios_same_as_a_mode_count(seed):
+    from scipy.stats import mode
+    logits, mc_logits, features, labelled = make_pool(1000, seed=seed)
+    inputs, budget = archdal_inputs(logits, mc_logits, features, labelled), 50
+    predicted = inputs.mc_probs.argmax(dim=2).numpy()                 # S x N classes
+    reference = 1 - mode(predicted, axis=0).count / len(predicted)
+    np.testing.assert_allclose(var_ratios_score(inputs.mc_probs).numpy(), reference, atol=1e-6)
+    ours = picks(query("var_ratios", inputs, budget, torch.Generator().manual_seed(0)))
+    assert ours == picks(np.argsort(-reference, kind="stable")[:budget])   # ties (most points): pool order
 
 
 @pytest.mark.parametrize("seed", range(4))
