@@ -319,7 +319,7 @@ def load_sweep_file(path: str | Path) -> tuple[dict, dict]:
         if not isinstance(section, dict): raise ValueError(f"sweep file {path}: {name} is {section!r}; allowed: a mapping")
     return sections["grid"], sections["fixed"]
 
-# %% ../nbs/08_sweep.ipynb #4a477657
+# %% ../nbs/08_sweep.ipynb #889b42d7
 def _key_values(text: str) -> tuple[str, str]:
     key, equals, value = text.partition("=")
     if not equals or not key.strip(): raise argparse.ArgumentTypeError(f"{text!r}: allowed KEY=VALUE")
@@ -346,7 +346,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
-
+# %% ../nbs/08_sweep.ipynb #93670021
 def _command_line_cells(args, grid: dict, fixed: dict) -> tuple[dict, dict]:
     "`grid` and `fixed` of the sweep file with `--grid` and `--set` applied (the command line wins); a clash is refused."
     added = {}
@@ -373,7 +373,7 @@ def _check_outputs(args) -> None:
 def _stop_on_sigterm(signum, frame):
     raise KeyboardInterrupt("archdal-sweep received SIGTERM")
 
-
+# %% ../nbs/08_sweep.ipynb #8a779200
 def main(argv: list[str] | None = None) -> int:
     "The `archdal-sweep` command: run a sweep from command-line options and/or a YAML file; returns the exit status."
     parser = _parser()

@@ -44,3 +44,14 @@ def test_jupyter_saves_notebooks_clean(tmp_path):
     nbformat.write(nb, tmp_path / "nbs" / "x.ipynb")
     clean_jupyter(path=str(tmp_path / "nbs" / "x.ipynb"), model={"type": "notebook", "content": nb})
     assert nb.cells[0].execution_count is None and nb.cells[0].metadata == {}
+
+
+def test_readme_parameter_table_is_generated_from_the_spec():
+    "One description per parameter: the README's table is EXPERIMENT_SPEC.markdown_table(), not a copy kept by hand."
+    from archdal.loop import EXPERIMENT_SPEC
+    readme = (REPO / "README.md").read_text()
+    start = "<!-- parameters: generated from archdal.loop.EXPERIMENT_SPEC.markdown_table() -->\n"
+    table = readme[readme.index(start) + len(start):readme.index("<!-- /parameters -->")].strip()
+    assert table == EXPERIMENT_SPEC.markdown_table(), (
+        "README.md's parameter table is stale: replace it with the output of python -c \"from archdal.loop import "
+        "EXPERIMENT_SPEC; print(EXPERIMENT_SPEC.markdown_table())\"")
