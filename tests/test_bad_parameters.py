@@ -90,7 +90,11 @@ def test_an_invalid_parameter_is_named_before_any_work(valid_values, bad_field, 
     (dict(n_init_per_class=200), "n_init_per_class=200"),
     (dict(pool_cap=50, budget=30, rounds=2), "budget=30 x rounds=2"),
     (dict(arch="cnn", arch_kwargs={"width": 0}), "width=0"),
-    (dict(arch="mlp", arch_kwargs={"heads": 2}), "heads=2"),
+    (dict(arch="mlp", arch_kwargs={"heads": 2}), "'heads' is not an argument of mlp"),
+    (dict(arch="cnn", arch_kwargs={"width": 100_000}), "width=100000: allowed an integer in [1, 1024]"),
+    (dict(arch="cnn", arch_kwargs={"depth": 10_000}), "depth=10000: allowed an integer in [1, 32]"),
+    (dict(arch="depth_dropout", arch_kwargs={"K": 10**6}), "K=1000000: allowed an integer in [1, 64]"),
+    (dict(arch="pdarts", arch_kwargs={"channels": 10**5}), "channels=100000: allowed an integer in [1, 512]"),
 ])
 def test_data_dependent_problems_are_named_before_training(bad, named, tmp_path, monkeypatch):
     def no_training(*args, **kwargs): raise AssertionError("training started")
@@ -111,3 +115,13 @@ def test_numpy_scalars_run_like_the_numbers_they_are(tmp_path):
     stored = read_config(RunDir(result.run_dir))
     assert stored["seed"] == 1 and stored["budget"] == 10 and stored["arch_kwargs"] == {"depth": 1}
     assert result.run_dir.parent.parent.name == "cnn-depth1" and len(result.history) == 2
+
+
+def test_an_out_dir_that_cannot_be_written_is_named_before_any_work(tmp_path, monkeypatch):
+    "A read-only out_dir (a read-only mount, a folder of another user) is refused by validation, not by a raw OSError later."
+    import os
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(tmp_path) else real_access(path, mode))
+    with pytest.raises(ConfigError, match="is not writable by this process; allowed: a writable folder"):
+        run_experiment(ExperimentConfig(out_dir=str(tmp_path / "runs"), progress=False))
+    assert not (tmp_path / "runs").exists()
