@@ -266,13 +266,18 @@ def run_report(runs_dir: str | Path, executed: str | Path = "reports/report.ipyn
                                progress_bar=False)
     return executed
 
-# %% ../nbs/08_sweep.ipynb #275fb308
+# %% ../nbs/08_sweep.ipynb #a45d6d89
 def parse_value(text: str):
-    "A command-line value: a Python literal when it is one (also `true`, `false`, `null`), else the text."
+    "A command-line value: a Python literal when it is one (also `true`, `false`, `null`), a YAML flow mapping or list (`{depth: 2}`), else the text."
     words = {"true": True, "false": False, "null": None, "none": None}
-    if text.strip().lower() in words: return words[text.strip().lower()]
-    try: return ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError): return text.strip()
+    text = text.strip()
+    if text.lower() in words: return words[text.lower()]
+    try: return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError): pass
+    if text[:1] in "{[":  # the YAML form the README uses: arch_kwargs={depth: 2}
+        try: return yaml.safe_load(text)
+        except yaml.YAMLError: pass
+    return text
 
 
 def split_values(text: str) -> list:

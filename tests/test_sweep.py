@@ -150,3 +150,14 @@ def test_a_killed_sweep_rerun_completes_every_cell_once_with_all_its_outputs(tmp
         assert not list(cell.run_dir.glob(".*.partial")) and not list(cell.run_dir.glob(".*.tmp"))
         if cell.index in complete:  # finished before the kill: not run again
             assert (cell.run_dir / "history.jsonl").stat().st_mtime_ns == complete[cell.index]
+
+
+def test_a_grid_over_architecture_sizes_is_one_sweep_one_out_dir_one_report(tmp_path):
+    "Size variants are architectures of their own: cnn at depth 1 and 2 in one out_dir, two rows of the report."
+    fixed = [a for k, v in {**TINY, "strategy": "random"}.items() for a in ("--set", f"{k}={v}")]
+    done, _ = sweep_command("--grid", "arch_kwargs={depth: 1},{depth: 2}", *fixed, "--set", "out_dir=runs",
+                            "--report", "report.ipynb", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert sorted(p.name for p in (tmp_path / "runs" / "digits").iterdir()) == ["cnn-depth1", "cnn-depth2"]
+    auc = pd.read_csv(tmp_path / "report" / "auc.csv")
+    assert sorted(auc.arch) == ["cnn-depth1", "cnn-depth2"]
