@@ -20,9 +20,9 @@ from .train import FitResult, fit, resolve_device, seeded
 
 # %% auto #0
 __all__ = ['SELECT_PREFIX', 'EULER_GAMMA', 'INITIAL_GATE_A', 'RoundContext', 'RoundFit', 'fit_new_model', 'ArchOptimiser',
-           'register_arch_optimiser', 'list_archs', 'check_arch', 'is_arch_name', 'supports_warm_start', 'train_round',
-           'select_architecture', 'BetaBernoulliDepth', 'DepthDropoutBody', 'depth_dropout', 'kl_kumaraswamy_beta',
-           'BetaBernoulliGates', 'GatedCNNBody', 'bbdropout']
+           'register_arch_optimiser', 'list_archs', 'select_candidates', 'check_arch', 'is_arch_name',
+           'supports_warm_start', 'train_round', 'select_architecture', 'BetaBernoulliDepth', 'DepthDropoutBody',
+           'depth_dropout', 'kl_kumaraswamy_beta', 'BetaBernoulliGates', 'GatedCNNBody', 'bbdropout']
 
 # %% ../nbs/04_archopt.ipynb #de00f223
 @dataclass
@@ -59,7 +59,7 @@ def fit_new_model(ctx: RoundContext, build: Callable[[], ALModel], key: tuple = 
     result = fit(model, ctx.x, ctx.y, ctx.val_x, ctx.val_y, seed=ctx.seeds("fit", *key), **ctx.fit_options)
     return model, result
 
-# %% ../nbs/04_archopt.ipynb #b567f7ab
+# %% ../nbs/04_archopt.ipynb #26f8f8cf
 @dataclass
 class ArchOptimiser:
     "A registered architecture optimiser: `train(ctx, **kwargs) -> RoundFit` and `check(in_shape, n_classes, **kwargs)`."
@@ -84,12 +84,13 @@ def list_archs() -> list[str]:
     return sorted(list_models() + ARCH_OPTIMISERS.names()) + [SELECT_PREFIX + "<model>,<model>,..."]
 
 
-def _candidates(arch: str) -> list[str]:
+def select_candidates(arch: str) -> list[str]:
+    "The models of `select:a,b,...`; `ValueError` unless they are two or more different registered models."
     names = [n.strip() for n in arch[len(SELECT_PREFIX):].split(",")]
     unknown = [n for n in names if n not in MODELS]
     if len(names) < 2 or unknown or len(set(names)) != len(names):
         raise ValueError(f"arch={arch!r}: select needs two or more different registered models after "
-                         f"{SELECT_PREFIX!r}" + (f" (unknown: {unknown})" if unknown else "")
+                         f"{SELECT_PREFIX!r}" + (f" (unknown: {unknown}{did_you_mean(unknown[0], list_models())})" if unknown else "")
                          + f"; allowed models: {list_models()}")
     return names
 
@@ -101,7 +102,7 @@ def check_arch(arch: str, in_shape, n_classes: int, dropout: float, arch_kwargs:
     if arch.startswith(SELECT_PREFIX):
         if arch_kwargs: raise ValueError(f"arch_kwargs={arch_kwargs!r}: selection trains each candidate with its "
                                          f"defaults; allowed: {{}}")
-        for name in _candidates(arch): make_model(name, in_shape, n_classes, dropout=dropout)
+        for name in select_candidates(arch): make_model(name, in_shape, n_classes, dropout=dropout)
     elif arch in ARCH_OPTIMISERS:
         ARCH_OPTIMISERS[arch].check(in_shape, n_classes, **arch_kwargs)
     else:
@@ -117,11 +118,11 @@ def supports_warm_start(arch: str) -> bool:
     "Warm starts reuse weights, so they need the same network every round: true of registered models only."
     return arch in MODELS
 
-# %% ../nbs/04_archopt.ipynb #93b4f1a3
+# %% ../nbs/04_archopt.ipynb #6ce81531
 def train_round(arch: str, ctx: RoundContext, arch_kwargs: dict | None = None) -> RoundFit:
     "Run one round of the architecture choice `arch` (see the table above) and return the trained model."
     arch_kwargs = arch_kwargs or {}
-    if arch.startswith(SELECT_PREFIX): return select_architecture(ctx, _candidates(arch))
+    if arch.startswith(SELECT_PREFIX): return select_architecture(ctx, select_candidates(arch))
     if arch in ARCH_OPTIMISERS: return ARCH_OPTIMISERS[arch].train(ctx, **arch_kwargs)
     model, result = fit_new_model(ctx, lambda: make_model(arch, ctx.in_shape, ctx.n_classes, dropout=ctx.dropout, **arch_kwargs))
     return RoundFit(model, result, model.summary())

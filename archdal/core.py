@@ -416,12 +416,14 @@ def read_sealed(self: RunDir, name: str) -> bytes:
                              f"modified. Move the run directory away to start this run afresh")
     return payload
 
-# %% ../nbs/00_core.ipynb #9058394f
+# %% ../nbs/00_core.ipynb #9e0daf16
 @patch
 @contextmanager
 def lock(self: RunDir):
     "Hold an exclusive lock on the run directory for the block (`RunInUse` at once if another process holds it)."
-    handle = open(self.write(".lock", b"") if not self.exists(".lock") else self.path / ".lock", "a+")
+    self.path.mkdir(parents=True, exist_ok=True)
+    # one inode for every process: created in place if missing, never replaced (a rename would give two locks)
+    handle = os.fdopen(os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o666), "r+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -439,7 +441,7 @@ def lock(self: RunDir):
     finally:
         handle.close()  # closing releases the lock
 
-# %% ../nbs/00_core.ipynb #43093a7f
+# %% ../nbs/00_core.ipynb #f01d279a
 @patch
 def digest(self: RunDir, name: str) -> str: return hashlib.sha256(self.read(name)).hexdigest()
 
@@ -468,7 +470,7 @@ def verify(self: RunDir, names: Iterable[str] | None = None) -> None:
     bad = self.damaged(names)
     if bad:
         raise RunFileCorrupt(f"{self.path}: {', '.join(bad)} missing or changed since the run recorded them in "
-                             f"manifest.json (an interrupted write, or an edit); run it again to repair")
+                             f"manifest.json (damaged, edited, or an interrupted write); nothing was modified")
 
 # %% ../nbs/00_core.ipynb #5318d403
 def write_config(run: RunDir, config: dict, not_results: Iterable[str], environment: dict) -> None:
