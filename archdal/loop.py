@@ -34,9 +34,9 @@ from .train import OPTIMIZERS, NonFiniteLoss, derive_seed, evaluate, predict, re
 # %% auto #0
 __all__ = ['EXPERIMENT_SPEC', 'BRIEF_ERRORS', 'CHECKPOINT_VERSION', 'CHECKPOINT_KEYS', 'VIEWS', 'ExperimentConfig',
            'notebook_config', 'brief_errors', 'run_dir_for', 'ExperimentResult', 'initial_split',
-           'deterministic_algorithms', 'run_experiment']
+           'deterministic_algorithms', 'check_experiment', 'run_experiment']
 
-# %% ../nbs/05_loop.ipynb #8f75cfef
+# %% ../nbs/05_loop.ipynb #e2f7ad81
 @dataclass
 class ExperimentConfig:
     "Every parameter of one active-learning experiment (the parameters of `nbs/experiment.ipynb`)."
@@ -50,10 +50,14 @@ class ExperimentConfig:
                                 low=0.0, high=1.0, high_open=True)
     pool_cap: int | None = param("int", None, "at most this many unlabelled images (None: all)", low=1, high=10**9,
                                  nullable=True)
-    epochs: int = param("int", 60, "maximum epochs per round", low=1, high=100_000)
-    patience: int = param("int", 15, "stop after this many epochs without a better validation accuracy", low=1,
-                          high=100_000)
-    lr: float = param("float", 0.01, "learning rate", low=0.0, low_open=True, high=10.0)
+    epochs: int = param("int", 60, "passes over the labelled set per round (at least `min_steps` steps)", low=1,
+                        high=100_000)
+    min_steps: int = param("int", 500, "optimiser steps per round at least, however few the labels (`archdal.train.fit`)",
+                           low=0, high=10_000_000)
+    patience: int = param("int", 20, "stop after this many validation periods (an epoch, or 25 steps when an epoch "
+                          "is shorter) without a better validation accuracy", low=1, high=100_000)
+    lr: float = param("float", 0.03, "peak learning rate (linear warm-up over the first period, then cosine decay)",
+                      low=0.0, low_open=True, high=10.0)
     optimizer: str = param("choice", "sgd", "`sgd` (momentum 0.9) or `adam`", choices=OPTIMIZERS)
     weight_decay: float = param("float", 5e-4, "L2 penalty on the weights", low=0.0, high=1.0)
     batch_size: int = param("int", 32, "images per optimiser step (BatchNorm needs two or more)", low=2, high=65_536)
@@ -340,11 +344,12 @@ def _query_round(config, model, data, pool, round, device) -> np.ndarray:
     positions = query(config.strategy, inputs, config.budget, generator, acquisition=config.acquisition, beta=config.beta)
     return candidates[positions.numpy()]
 
-# %% ../nbs/05_loop.ipynb #affe1e31
+# %% ../nbs/05_loop.ipynb #f512e490
 def _fit_round(config: ExperimentConfig, data, split, pool, round: int, state: dict, run: RunDir, device):
     "Train the round's network on the labelled set; `NonFiniteLoss` names the round and what to change."
     labelled = pool.labelled
-    fit_options = dict(epochs=config.epochs, patience=config.patience, lr=config.lr, optimizer=config.optimizer,
+    fit_options = dict(epochs=config.epochs, min_steps=config.min_steps, patience=config.patience, lr=config.lr,
+                       optimizer=config.optimizer,
                        weight_decay=config.weight_decay, batch_size=config.batch_size, device=device,
                        augment=make_augmentation(data.augment if config.augment == "auto" else config.augment),
                        progress=config.progress)
@@ -382,7 +387,7 @@ def deterministic_algorithms(enabled: bool):
         torch.use_deterministic_algorithms(previous[0])
         torch.backends.cudnn.benchmark = previous[1]
 
-# %% ../nbs/05_loop.ipynb #05e560e3
+# %% ../nbs/05_loop.ipynb #61a7e35c
 def _start_or_resume(run: RunDir, config: ExperimentConfig, data, split, device) -> tuple[dict, Pool]:
     "The state to continue from (a fresh one, written to `config.json`, or the checked checkpoint's) and its pool."
     state = _load_checkpoint(run, config)
@@ -400,13 +405,19 @@ def _start_or_resume(run: RunDir, config: ExperimentConfig, data, split, device)
     return state, pool
 
 
-def run_experiment(config: ExperimentConfig) -> ExperimentResult:
-    "Run (or resume) the experiment `config` and return its history; see the module doc for the round structure."
+def check_experiment(config: ExperimentConfig, data: DatasetSplits | None = None) -> tuple[DatasetSplits, object]:
+    "Every check `run_experiment` makes before any work, those that need the data too (pass `data` to reuse it); returns (data, split)."
     config.validate()
-    device = resolve_device(config.device)
-    data = load_dataset(config.dataset, config.data_root)
+    data = data if data is not None else load_dataset(config.dataset, config.data_root)
     split = initial_split(config, data)
     _check_against_data(config, data, split)
+    return data, split
+
+
+def run_experiment(config: ExperimentConfig) -> ExperimentResult:
+    "Run (or resume) the experiment `config` and return its history; see the module doc for the round structure."
+    data, split = check_experiment(config)
+    device = resolve_device(config.device)
     run = RunDir(run_dir_for(config))
     with run.lock(), deterministic_algorithms(config.deterministic):
         state, pool = _start_or_resume(run, config, data, split, device)

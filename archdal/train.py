@@ -5,12 +5,12 @@
 # %% ../nbs/02_train.ipynb #6601beaf
 from __future__ import annotations
 
-import copy
 import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable
+from numbers import Integral
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -21,9 +21,9 @@ from tqdm.auto import tqdm
 from .models import ALModel, StochasticLayer, has_body_dropout, mc_dropout
 
 # %% auto #0
-__all__ = ['SEED_PURPOSES', 'OPTIMIZERS', 'STRUCTURE_LR', 'KL_WARMUP_EPOCHS', 'resolve_device', 'seeded', 'derive_seed',
-           'NonFiniteLoss', 'make_optimizer', 'batch_slices', 'make_optimizers', 'FitResult', 'fit', 'evaluate',
-           'Predictions', 'predict']
+__all__ = ['SEED_PURPOSES', 'OPTIMIZERS', 'STRUCTURE_LR', 'KL_WARMUP_PERIODS', 'SCHEDULES', 'resolve_device', 'seeded',
+           'derive_seed', 'NonFiniteLoss', 'make_optimizer', 'batch_slices', 'make_optimizers', 'Budget', 'plan_budget',
+           'lr_multiplier', 'FitResult', 'fit', 'evaluate', 'Predictions', 'predict']
 
 # %% ../nbs/02_train.ipynb #fef46aef
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -61,10 +61,11 @@ OPTIMIZERS = ("sgd", "adam")
 
 
 class NonFiniteLoss(FloatingPointError):
-    "The training loss became NaN or infinite (at `epoch`, and `round` when the loop knows it)."
-    def __init__(self, epoch: int, loss: float, lr: float, round: int | None = None):
-        self.epoch, self.loss, self.lr, self.round = epoch, loss, lr, round
+    "The training loss became NaN or infinite (at `epoch` and `step`, and `round` when the loop knows it)."
+    def __init__(self, epoch: int, loss: float, lr: float, round: int | None = None, step: int | None = None):
+        self.epoch, self.loss, self.lr, self.round, self.step = epoch, loss, lr, round, step
         where = f"round {round}, epoch {epoch}" if round is not None else f"epoch {epoch}"
+        if step is not None: where += f" (step {step})"
         super().__init__(f"training loss is {loss} at {where}; lower the learning rate (lr={lr}) "
                          f"or check the inputs for NaN/inf")
 
@@ -84,7 +85,7 @@ def batch_slices(n: int, batch_size: int) -> list[slice]:
 
 
 STRUCTURE_LR = 0.03
-KL_WARMUP_EPOCHS = 10
+KL_WARMUP_PERIODS = 10
 
 
 def make_optimizers(model: nn.Module, name: str, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
@@ -94,66 +95,131 @@ def make_optimizers(model: nn.Module, name: str, lr: float, weight_decay: float)
     weights = [p for p in model.parameters() if id(p) not in ids]
     return [make_optimizer(name, weights, lr, weight_decay)] + ([torch.optim.Adam(structure, lr=STRUCTURE_LR)] if structure else [])
 
+# %% ../nbs/02_train.ipynb #b7d1e2a1
+@dataclass(frozen=True)
+class Budget:
+    "The optimiser steps `fit` plans for one labelled set: `periods` evaluation periods of `period` steps."
+    steps_per_epoch: int  # batches in one pass over the labelled set
+    period: int           # steps between two validations: an epoch, or `period_steps` when that is longer
+    periods: int          # evaluation periods planned
 
+    @property
+    def steps(self) -> int:
+        "Steps planned: the length of the learning-rate schedule."
+        return self.period * self.periods
+
+    def epoch_of(self, step: int) -> int:
+        "The 1-based epoch (pass over the labelled set) that the 1-based `step` belongs to."
+        return -(-step // self.steps_per_epoch)
+
+
+def plan_budget(n: int, batch_size: int, epochs: int, min_steps: int, period_steps: int) -> Budget:
+    "`max(epochs` passes over `n` labels, `min_steps)` optimiser steps, in whole periods of `max(epoch, period_steps)` steps."
+    for name, value, low in (("n", n, 1), ("batch_size", batch_size, 1), ("epochs", epochs, 1),
+                             ("min_steps", min_steps, 0), ("period_steps", period_steps, 1)):
+        if not (isinstance(value, Integral) and not isinstance(value, bool) and value >= low):
+            raise ValueError(f"{name}={value!r}; allowed: an integer >= {low}")
+    steps_per_epoch = len(batch_slices(n, batch_size))
+    period = max(steps_per_epoch, period_steps)
+    return Budget(steps_per_epoch, period, -(-max(epochs * steps_per_epoch, min_steps) // period))
+
+# %% ../nbs/02_train.ipynb #b7d1e2a5
+SCHEDULES = ("cosine", "constant")
+
+
+def lr_multiplier(step: int, total: int, warmup: int, schedule: str = "cosine") -> float:
+    "The learning rate of 0-based `step` relative to `lr`: linear warm-up over `warmup` steps, then cosine annealing to 0 at `total`, or constant."
+    if step < warmup: return (step + 1) / warmup
+    if schedule == "constant": return 1.0
+    if schedule != "cosine": raise ValueError(f"schedule={schedule!r}; allowed: {SCHEDULES}")
+    return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+# %% ../nbs/02_train.ipynb #b7d1e2a8
 @dataclass
 class FitResult:
-    "What one call of `fit` did."
-    epochs_run: int
-    best_epoch: int          # 1-based epoch whose weights were kept
+    "What one call of `fit` did; epochs are passes over the labelled set, steps optimiser steps."
+    epochs_run: int           # epochs begun (the last may be partial: periods need not end on an epoch)
+    best_epoch: int           # 1-based epoch at whose step the kept weights were taken
     best_val_accuracy: float  # nan when there was no validation set
-    final_train_loss: float
+    final_train_loss: float   # mean training loss over the last period
     seconds: float
-    curve: list[dict] = field(default_factory=list)  # per epoch: epoch, train_loss, val_accuracy
+    curve: list[dict] = field(default_factory=list)  # per period: period, step, lr, train_loss, val_accuracy
+    steps: int = 0            # optimiser steps taken
+    best_step: int = 0        # the step after which the kept weights were taken
+    planned_steps: int = 0    # the budget; steps < planned_steps when early stopping ended the run
+    period_steps: int = 0     # steps per evaluation period
 
 # %% ../nbs/02_train.ipynb #f4b5bd85
+def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
+    "Index batches of shuffled passes over range(n), forever."
+    while True:
+        order = torch.randperm(n, generator=generator).to(device)
+        for part in batch_slices(n, batch_size): yield order[part]
+
+
 def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | None = None,
-        val_y: torch.Tensor | None = None, *, epochs: int = 50, patience: int = 10, lr: float = 0.01,
+        val_y: torch.Tensor | None = None, *, epochs: int = 60, patience: int = 20, lr: float = 0.03,
         optimizer: str = "sgd", weight_decay: float = 5e-4, batch_size: int = 64,
         augment: Callable | None = None, seed: int = 0, device: str | torch.device = "auto",
-        progress: bool = False) -> FitResult:
-    "Train `model` in place on (`x`, `y`); keep the weights with the best validation accuracy."
+        progress: bool = False, min_steps: int = 500, period_steps: int = 25, warmup: int = 1,
+        schedule: str = "cosine") -> FitResult:
+    "Train `model` in place on (`x`, `y`) for `plan_budget`'s steps; keep the weights with the best validation accuracy."
     device = resolve_device(device)
     if len(x) == 0: raise ValueError("fit: the labelled set is empty")
+    budget = plan_budget(len(x), batch_size, epochs, min_steps, period_steps)
+    if not (isinstance(patience, Integral) and patience >= 1): raise ValueError(f"patience={patience!r}; allowed: an integer >= 1")
+    if not (isinstance(warmup, Integral) and warmup >= 0): raise ValueError(f"warmup={warmup!r}; allowed: an integer >= 0")
+    if schedule not in SCHEDULES: raise ValueError(f"schedule={schedule!r}; allowed: {SCHEDULES}")
     model.to(device)
     x, y = x.to(device), y.to(device)
     has_val = val_x is not None and len(val_x) > 0
+    if has_val: val_x, val_y = val_x.to(device), val_y.to(device)
     optimisers = make_optimizers(model, optimizer, lr, weight_decay)
-    start, curve = time.perf_counter(), []
-    best_acc, best_epoch, best_state = -math.inf, 0, None
+    warmup_steps = min(warmup * budget.period, budget.steps)
+    start, curve, step = time.perf_counter(), [], 0
+    best_acc, best_period, best_state = -math.inf, 0, None
     # a model with a KL term optimises its real objective only once the warm-up is over
-    first_selectable = min(KL_WARMUP_EPOCHS, epochs) if model.kl_divergence() is not None else 1
+    first_selectable = min(KL_WARMUP_PERIODS, budget.periods) if model.kl_divergence() is not None else 1
     with seeded(seed, device):
         generator = torch.Generator().manual_seed(seed)
-        bar = tqdm(range(1, epochs + 1), desc="fit", leave=False, disable=not progress)
-        for epoch in bar:
+        batches = _batches(len(x), batch_size, generator, device)
+        bar = tqdm(range(1, budget.periods + 1), desc="fit", leave=False, disable=not progress)
+        for period in bar:
             model.train()
-            order = torch.randperm(len(x), generator=generator).to(device)
-            total = 0.0
-            for part in batch_slices(len(x), batch_size):
-                idx = order[part]
+            kl_weight = min(1.0, period / KL_WARMUP_PERIODS)
+            total, seen = 0.0, 0
+            for _ in range(budget.period):
+                rate = lr * lr_multiplier(step, budget.steps, warmup_steps, schedule)
+                for group in optimisers[0].param_groups: group["lr"] = rate
+                idx = next(batches)
                 xb = x[idx] if augment is None else augment(x[idx], generator)
                 loss = F.cross_entropy(model(xb), y[idx])
                 kl = model.kl_divergence()
-                if kl is not None:  # negative ELBO per labelled example, the KL warmed up over the first epochs
-                    loss = loss + min(1.0, epoch / KL_WARMUP_EPOCHS) * kl / len(x)
-                if not torch.isfinite(loss): raise NonFiniteLoss(epoch, loss.item(), lr)
+                if kl is not None:  # negative ELBO per labelled example, the KL warmed up over the first periods
+                    loss = loss + kl_weight * kl / len(x)
+                step += 1
+                if not torch.isfinite(loss): raise NonFiniteLoss(budget.epoch_of(step), loss.item(), lr, step=step)
                 for opt in optimisers: opt.zero_grad(set_to_none=True)
                 loss.backward()
                 for opt in optimisers: opt.step()
                 total += loss.item() * len(idx)
-            record = {"epoch": epoch, "train_loss": total / len(x)}
+                seen += len(idx)
+            record = {"period": period, "step": step, "lr": rate, "train_loss": total / seen}
             if has_val:
                 record["val_accuracy"] = evaluate(model, val_x, val_y, device=device)["accuracy"]
-                if record["val_accuracy"] > best_acc and epoch >= first_selectable:
-                    best_acc, best_epoch = record["val_accuracy"], epoch
-                    best_state = copy.deepcopy(model.state_dict())
+                if record["val_accuracy"] > best_acc and period >= first_selectable:
+                    best_acc, best_period = record["val_accuracy"], period
+                    if best_state is None: best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    else:
+                        for k, v in model.state_dict().items(): best_state[k].copy_(v)
             curve.append(record)
-            bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
-            if has_val and best_epoch and epoch - best_epoch >= patience: break
+            bar.set_postfix({k: round(v, 4) for k, v in record.items() if k not in ("period", "step")})
+            if has_val and best_period and period - best_period >= patience: break
     if best_state is not None: model.load_state_dict(best_state)
-    else: best_epoch = len(curve)
-    return FitResult(len(curve), best_epoch, best_acc if has_val else math.nan, curve[-1]["train_loss"],
-                     time.perf_counter() - start, curve)
+    best_step = best_period * budget.period if best_state is not None else step
+    return FitResult(budget.epoch_of(step), budget.epoch_of(best_step), best_acc if has_val else math.nan,
+                     curve[-1]["train_loss"], time.perf_counter() - start, curve, step, best_step, budget.steps,
+                     budget.period)
 
 # %% ../nbs/02_train.ipynb #eec2aa82
 @torch.no_grad()

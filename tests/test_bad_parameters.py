@@ -110,7 +110,7 @@ def test_numpy_scalars_run_like_the_numbers_they_are(tmp_path):
     import numpy as np
     from archdal.core import RunDir, read_config
     result = run_experiment(ExperimentConfig(seed=np.int64(1), budget=np.int64(10), rounds=np.int64(1), lr=np.float32(0.05),
-                                             n_init_per_class=np.int64(2), epochs=2, out_dir=str(tmp_path), progress=False,
+                                             n_init_per_class=np.int64(2), epochs=2, min_steps=0, out_dir=str(tmp_path), progress=False,
                                              arch_kwargs={"depth": np.int64(1)}, device="cpu"))
     stored = read_config(RunDir(result.run_dir))
     assert stored["seed"] == 1 and stored["budget"] == 10 and stored["arch_kwargs"] == {"depth": 1}

@@ -28,7 +28,7 @@ from playwright.sync_api import expect, sync_playwright
 from archdal.loop import ExperimentConfig, run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = dict(dataset="digits", budget=10, rounds=2, n_init_per_class=2, epochs=3, patience=2, progress=False, device="cpu")
+TINY = dict(dataset="digits", budget=10, rounds=2, n_init_per_class=2, epochs=3, min_steps=0, patience=2, progress=False, device="cpu")
 CELLS = ["from archdal.widgets import ArchExplorer, QueryExplorer",
          "query_explorer = QueryExplorer('runs')\nquery_explorer",
          "arch_explorer = ArchExplorer('runs')\narch_explorer"]

@@ -7,7 +7,7 @@ from archdal.archopt import ARCH_OPTIMISERS
 from archdal.models import list_models
 from archdal.strategies import list_strategies
 
-TINY = dict(budget=6, rounds=1, n_init_per_class=2, epochs=2, patience=2, mc_samples=3, progress=False, device="cpu")
+TINY = dict(budget=6, rounds=1, n_init_per_class=2, epochs=2, min_steps=0, patience=2, mc_samples=3, progress=False, device="cpu")
 
 
 def check_run(result, config):

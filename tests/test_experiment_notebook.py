@@ -15,7 +15,7 @@ from archdal.loop import ExperimentConfig, run_dir_for
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "nbs" / "experiment.ipynb"
-TINY = dict(budget=10, rounds=2, n_init_per_class=2, epochs=3, patience=2, progress=False, device="cpu")
+TINY = dict(budget=10, rounds=2, n_init_per_class=2, epochs=3, min_steps=100, patience=2, progress=False, device="cpu")
 
 
 def parameters_cell() -> dict:
@@ -49,7 +49,7 @@ def test_papermill_run_writes_results_and_chart(tmp_path):
 @pytest.mark.parametrize("arch", ["resnet50", "select:cnn,mlp", "depth_dropout", "bbdropout", "pdarts"])
 def test_readme_command_form_for_fixed_and_optimised_architectures(tmp_path, arch):
     "The direct form of the README: papermill's command line with -p arch <name>."
-    params = [a for k, v in {**TINY, "rounds": 1, "epochs": 1, "out_dir": str(tmp_path / "runs")}.items()
+    params = [a for k, v in {**TINY, "rounds": 1, "epochs": 1, "min_steps": 0, "out_dir": str(tmp_path / "runs")}.items()
               for a in ("-p", k, str(v))]
     subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOK), str(tmp_path / "out.ipynb"),
                     "-p", "arch", arch, *params], cwd=REPO, check=True, capture_output=True)

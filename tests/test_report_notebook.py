@@ -12,7 +12,7 @@ from archdal.loop import ExperimentConfig, run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "nbs" / "report.ipynb"
-TINY = dict(dataset="digits", budget=10, rounds=2, n_init_per_class=2, epochs=3, patience=2, progress=False, device="cpu")
+TINY = dict(dataset="digits", budget=10, rounds=2, n_init_per_class=2, epochs=3, min_steps=0, patience=2, progress=False, device="cpu")
 CHARTS = ("learning_curves", "auc", "penalty")
 TABLES = ("runs", "learning_curves", "auc", "ranks", "paired_tests", "penalty_matrix", "penalty_matrix_by_dataset_arch",
           "variance_explained")

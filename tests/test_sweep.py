@@ -21,7 +21,7 @@ from archdal.sweep import cell_finished, make_cells, run_cell, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = Path(sys.executable).with_name("archdal-sweep")
-TINY = dict(dataset="digits", rounds=1, budget=5, n_init_per_class=2, epochs=2, device="cpu")
+TINY = dict(dataset="digits", rounds=1, budget=5, n_init_per_class=2, epochs=2, min_steps=0, device="cpu")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
