@@ -16,7 +16,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from archdal.core import RunDir, read_history
+import dataclasses
+
+from archdal.core import RunDir, read_config, read_history
+from archdal.loop import run_experiment
 from archdal.sweep import cell_finished, make_cells, run_cell, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,26 +95,28 @@ def kill_worker_once(marker: str, **cell):
 
 @pytest.fixture(scope="module")
 def faulty_sweep(tmp_path_factory):
-    "Two cells: n_init_per_class=500 fails at run time (the data has fewer images per class); the other's worker is killed."
+    "Two cells: n_init_per_class=3 fails at run time (its run directory holds a run with another lr); the other's worker is killed."
     tmp = tmp_path_factory.mktemp("faults")
     marker = tmp / "killed"
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
-    summary = run_sweep({"n_init_per_class": [500, 2]}, {**{k: v for k, v in TINY.items() if k != "n_init_per_class"}, "strategy": "random",
-                                                     "out_dir": str(tmp / "runs")},
-                        workers=2, progress=False, runner=functools.partial(kill_worker_once, str(marker)))
+    grid, fixed = {"n_init_per_class": [3, 2]}, {**{k: v for k, v in TINY.items() if k != "n_init_per_class"}, "strategy": "random",
+                                                 "out_dir": str(tmp / "runs")}
+    conflicting = make_cells(grid, fixed)[0].config
+    run_experiment(dataclasses.replace(conflicting, lr=0.05, progress=False))  # the cell will meet RunConflict
+    summary = run_sweep(grid, fixed, workers=2, progress=False, runner=functools.partial(kill_worker_once, str(marker)))
     return summary.set_index("n_init_per_class"), marker
 
 
 def test_a_failing_cell_is_recorded_and_the_others_go_on(faulty_sweep):
     summary, _ = faulty_sweep
-    assert summary.status.to_dict() == {500: "failed", 2: "done"}
-    failed = summary.loc[500]
-    assert failed.error.startswith("ConfigError: n_init_per_class=500"), failed.error
+    assert summary.status.to_dict() == {3: "failed", 2: "done"}
+    failed = summary.loc[3]
+    assert failed.error.startswith("RunConflict: ") and "lr: saved 0.05, now 0.03" in failed.error, failed.error
     record = json.loads((Path(failed.run_dir) / "failed.json").read_text())
-    assert record["cell"] == "cell 0 (n_init_per_class=500)" and record["error"] == failed.error
+    assert record["cell"] == "cell 0 (n_init_per_class=3)" and record["error"] == failed.error
     executed = nbformat.read(record["notebook"], as_version=4)  # the executed notebook shows the traceback
-    assert "ConfigError" in json.dumps([c.get("outputs", []) for c in executed.cells])
-    assert not read_history(RunDir(failed.run_dir))
+    assert "RunConflict" in json.dumps([c.get("outputs", []) for c in executed.cells])
+    assert read_config(RunDir(failed.run_dir))["lr"] == 0.05  # the other run is kept as it was
 
 
 def test_a_killed_workers_cell_is_retried_and_completes(faulty_sweep):
