@@ -1,14 +1,15 @@
 """Round-0 test accuracy under the old (epoch-counted) and the new (step-counted) training budget of `archdal.train.fit`.
 
 Usage: python bench/training_budget.py [--datasets digits mnist5k] [--archs cnn mlp resnet18 vgg11] [--seeds 0 1 2]
-                                       [--configs old new] [--larger] [--experiment] [--report reports/training_budget.md]
+                                       [--configs old new] [--larger] [--experiment | --experiment-only] [--report reports/training_budget.md]
 
 Each run is the round-0 path of the loop: `split_training_set` (2 labels per class, 10% validation) under the
 loop's split seed, `make_model(name, in_shape, n_classes, dropout=0.25)` under its init seed, `fit` under its
 fit seed, `evaluate` on the test set. "old" is the previous default experiment (60 epochs, patience 15 epochs,
 constant lr 0.01) through `fit`'s legacy settings, which reproduce the previous implementation step for step;
 "new" is the recommended budget. `--larger` adds larger labelled sets (cnn: 500 on mnist5k, 360 on digits);
-`--experiment` runs the default experiment (digits, cnn, BADGE, 4 per class + 8 rounds x 40) with the new budget.
+`--experiment` runs the default experiment (digits, cnn, BADGE, 4 per class + 8 rounds x 40) under each budget (seed 0);
+`--experiment-only` runs just that, for each of `--seeds`, and rewrites only that section of the report.
 CPU seconds are `time.process_time()` of the process running single-threaded; the report records the machine.
 """
 import argparse
@@ -35,6 +36,7 @@ CONFIGS = {
     "new": dict(epochs=60, patience=20, lr=0.03, min_steps=500, period_steps=25, warmup=1, schedule="cosine", **COMMON),
 }
 LARGER = [("mnist5k", "cnn", 50), ("digits", "cnn", 36)]  # 500 and 360 labels
+EXPERIMENT_HEADING = "## Default experiment (digits, cnn, BADGE, 40 → 360 labels)"
 CHANCE_MARGIN = 0.1  # a run "at chance" scores below 1/n_classes + this
 
 
@@ -119,6 +121,25 @@ def machine() -> list[tuple[str, str]]:
             ("Python", platform.python_version()), ("torch", torch.__version__), ("numpy", np.__version__)]
 
 
+def experiment_section(experiments: list[dict]) -> list[str]:
+    "Markdown lines of the default-experiment table."
+    lines = [EXPERIMENT_HEADING, "", "CPU seconds of the whole run (fit, query, evaluation, writing the run directory), 1 thread.", "",
+             "| config | seed | final labels | final test acc | CPU s | wall s | fit s |", "|---|---|---|---|---|---|---|"]
+    for e in experiments:
+        lines.append(f"| {e['config']} | {e['seed']} | – | {e['error']} | | | |" if "error" in e else
+                     f"| {e['config']} | {e['seed']} | {e['final_n_labelled']} | {e['final_test_accuracy']:.4f} | "
+                     f"{e['cpu_s']:.1f} | {e['wall_s']:.1f} | {e['fit_s']:.1f} |")
+    return lines
+
+
+def update_experiment_section(path: Path, experiments: list[dict]):
+    "Replace (or append) the default-experiment section of an existing report, leaving the round-0 tables as they are."
+    text = path.read_text() if path.exists() else "# Training budget\n"
+    head = text.split(EXPERIMENT_HEADING)[0].rstrip("\n")
+    note = f"(Section rewritten by `python bench/training_budget.py {' '.join(sys.argv[1:])}` on {date.today().isoformat()}.)"
+    path.write_text(head + "\n\n" + "\n".join(experiment_section(experiments)[:2] + [note, ""] + experiment_section(experiments)[2:]) + "\n")
+
+
 def write_report(path: Path, rows: list[dict], experiments: list[dict], args, seconds: float):
     lines = ["# Training budget", "",
              f"Written by `python bench/training_budget.py {' '.join(sys.argv[1:])}` on {date.today().isoformat()} "
@@ -134,12 +155,7 @@ def write_report(path: Path, rows: list[dict], experiments: list[dict], args, se
     lines += [f"| {r['config']} | {r['dataset']} | {r['arch']} | {r['n_labelled']} | {r['seed']} | {r['test_accuracy']:.4f} | "
               f"{r['val_accuracy']:.4f} | {r['steps']} | {r['planned_steps']} | {r['best_step']} | {r['epochs_run']} | {r['fit_cpu_s']:.1f} |"
               for r in rows]
-    if experiments:
-        lines += ["", "## Default experiment (digits, cnn, BADGE, 40 → 360 labels)", "",
-                  "| config | seed | final labels | final test acc | CPU s | wall s | fit s |", "|---|---|---|---|---|---|---|"]
-        lines += [f"| {e['config']} | {e['seed']} | {e['final_n_labelled']} | {e['final_test_accuracy']:.4f} | {e['cpu_s']:.1f} | "
-                  f"{e['wall_s']:.1f} | {e['fit_s']:.1f} |" if "error" not in e else f"| {e['config']} | – | – | {e['error']} | | | |"
-                  for e in experiments]
+    if experiments: lines += ["", *experiment_section(experiments)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
 
@@ -154,11 +170,14 @@ def main():
     parser.add_argument("--larger", action="store_true", help="also the larger labelled sets of LARGER")
     parser.add_argument("--experiment", action="store_true", help="also the default experiment under each config")
     parser.add_argument("--report", default="reports/training_budget.md", help="'' to write no report")
+    parser.add_argument("--experiment-only", action="store_true",
+                        help="run only the default experiment (each of --seeds) and rewrite that section of --report")
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.perf_counter()
     jobs = [(ds, arch, args.per_class) for ds in args.datasets for arch in args.archs]
     if args.larger: jobs += LARGER
+    if args.experiment_only: jobs, args.experiment = [], True
     data, rows, experiments = {}, [], []
     for ds, arch, per_class in jobs:
         if ds not in data: data[ds] = load_dataset(ds)
@@ -169,11 +188,14 @@ def main():
                 print(f"{config:4} {ds:8} {arch:9} n={r['n_labelled']:4} seed={seed} test={r['test_accuracy']:.4f} "
                       f"steps={r['steps']:5} best_step={r['best_step']:5} cpu={r['fit_cpu_s']:.1f}s", flush=True)
     if args.experiment:
-        for config in args.configs:
-            try: experiments.append({"config": config, **default_experiment(CONFIGS[config])})
+        for config, seed in [(c, s) for c in args.configs for s in (args.seeds if args.experiment_only else [0])]:
+            try: experiments.append({"config": config, **default_experiment(CONFIGS[config], seed)})
             except Exception as e:  # the loop is not this benchmark's subject: report, keep the round-0 table
-                experiments.append({"config": config, "error": f"{type(e).__name__}: {e}"})
+                experiments.append({"config": config, "seed": seed, "error": f"{type(e).__name__}: {e}"})
             print(experiments[-1], flush=True)
+    if args.experiment_only:
+        if args.report: update_experiment_section(Path(args.report), experiments)
+        return
     print(comparison_table(summarise(rows)))
     if args.report: write_report(Path(args.report), rows, experiments, args, time.perf_counter() - started)
 
