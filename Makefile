@@ -42,7 +42,7 @@ docs: $(BIN)/.archdal-installed
 # nbdev_test runs notebooks in parallel, one per core: one torch thread each avoids oversubscribing the cores
 test: $(BIN)/.archdal-installed chromium
 	git status --porcelain --untracked-files=no > .tracked-before-test 2>/dev/null || true
-	$(BIN)/ruff check archdal tests bench docs
+	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test
 	$(BIN)/pytest -q tests
 	@git status --porcelain --untracked-files=no 2>/dev/null | diff -q .tracked-before-test - >/dev/null || \
