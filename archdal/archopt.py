@@ -19,10 +19,11 @@ from .models import ALModel, StochasticLayer, list_models, make_model
 from .train import FitResult, fit, resolve_device, seeded
 
 # %% auto #0
-__all__ = ['SELECT_PREFIX', 'EULER_GAMMA', 'INITIAL_GATE_A', 'RoundContext', 'RoundFit', 'fit_new_model', 'ArchOptimiser',
-           'register_arch_optimiser', 'list_archs', 'select_candidates', 'check_arch', 'is_arch_name',
-           'supports_warm_start', 'train_round', 'select_architecture', 'BetaBernoulliDepth', 'DepthDropoutBody',
-           'depth_dropout', 'kl_kumaraswamy_beta', 'BetaBernoulliGates', 'GatedCNNBody', 'bbdropout']
+__all__ = ['SELECT_PREFIX', 'EVAL_STRUCTURE_SEED', 'DEPTH_DROPOUT_PRESETS', 'EULER_GAMMA', 'INITIAL_GATE_A', 'RoundContext',
+           'RoundFit', 'fit_new_model', 'ArchOptimiser', 'register_arch_optimiser', 'list_archs', 'select_candidates',
+           'check_arch', 'is_arch_name', 'supports_warm_start', 'train_round', 'select_architecture',
+           'BetaBernoulliDepth', 'MaskedResidualBlock', 'DepthDropoutBody', 'depth_dropout', 'kl_kumaraswamy_beta',
+           'BetaBernoulliGates', 'PrunedGatedCNN', 'GatedCNNBody', 'bbdropout']
 
 # %% ../nbs/04_archopt.ipynb #de00f223
 @dataclass
@@ -140,16 +141,19 @@ def select_architecture(ctx: RoundContext, candidates: list[str]) -> RoundFit:
                "fit_seconds_all": sum(r.seconds for _, r in fitted)}
     return RoundFit(model, result, summary)
 
-# %% ../nbs/04_archopt.ipynb #f30b5bad
+# %% ../nbs/04_archopt.ipynb #baafe287
+EVAL_STRUCTURE_SEED = 20211206  # the structures drawn outside training: fixed, so every call sees the same network
+
+
 class BetaBernoulliDepth(StochasticLayer):
     "Masks for `K` layers of `width` units from a truncated beta-Bernoulli process with a learned Beta posterior."
-    def __init__(self, K: int, width: int, a: float, b: float, temperature: float, threshold: float):
+    def __init__(self, K: int, width: int, a: float, b: float, init_a: float, init_b: float, temperature: float,
+                 threshold: float, samples: int):
         super().__init__()
-        self.K, self.width, self.temperature, self.threshold = K, width, temperature, threshold
+        self.K, self.width, self.temperature, self.threshold, self.samples = K, width, temperature, threshold, samples
         self.register_buffer("prior", torch.tensor([a, b], dtype=torch.float32))
-        # posterior starts at the prior: what the data do not move stays there
-        self.raw_alpha = nn.Parameter(torch.full((K,), _softplus_inverse(a)))
-        self.raw_beta = nn.Parameter(torch.full((K,), _softplus_inverse(b)))
+        self.raw_alpha = nn.Parameter(torch.full((K,), _softplus_inverse(init_a)))
+        self.raw_beta = nn.Parameter(torch.full((K,), _softplus_inverse(init_b)))
 
     def posterior(self) -> Beta:
         return Beta(F.softplus(self.raw_alpha) + 1e-4, F.softplus(self.raw_beta) + 1e-4)
@@ -159,15 +163,27 @@ class BetaBernoulliDepth(StochasticLayer):
         return torch.cumprod(self.posterior().mean, 0)
 
     def forward(self) -> torch.Tensor:
-        "Masks (K × width): relaxed Bernoulli samples in training/MC mode, expectations π_k otherwise."
-        if not self.training: return self.layer_probs()[:, None].expand(self.K, self.width)
+        "One relaxed Bernoulli structure (K × width), for training and MC passes."
         probs = torch.cumprod(self.posterior().rsample(), 0).clamp(1e-6, 1 - 1e-6)
         return RelaxedBernoulli(torch.tensor(self.temperature, device=probs.device),
                                 probs=probs[:, None].expand(self.K, self.width)).rsample()
 
     @torch.no_grad()
-    def active_layers(self) -> int:
-        "Inferred depth: layers whose expected mask exceeds the threshold ε."
+    def eval_structures(self) -> torch.Tensor:
+        "`samples` discrete structures (samples × K × width), the same on every call with the same posterior."
+        device = self.raw_alpha.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(EVAL_STRUCTURE_SEED)
+            probs = torch.cumprod(self.posterior().sample((self.samples,)), 1)
+            return torch.bernoulli(probs[:, :, None].expand(self.samples, self.K, self.width).contiguous())
+
+    def active_layers(self, masks: torch.Tensor) -> int:
+        "The reference's depth of sampled structures (… × K × width): most layers with a mask above ε in one of them."
+        return int((masks > self.threshold).any(-1).reshape(-1, self.K).sum(-1).max())
+
+    @torch.no_grad()
+    def expected_depth(self) -> int:
+        "Layers whose expected mask E[π_k] exceeds ε."
         return int((self.layer_probs() > self.threshold).sum())
 
     def kl_divergence(self) -> torch.Tensor:
@@ -179,56 +195,98 @@ def _softplus_inverse(y: float) -> float: return float(y + math.log(-math.expm1(
 
 
 def _stem(in_channels: int, width: int, side: int) -> tuple[nn.Sequential, int]:
-    "3×3 conv, BatchNorm, ReLU, then 2×2 max-pools while the side is at least 16 (so 32×32 inputs run at 8×8)."
+    "3×3 conv, BatchNorm, ReLU, then 2×2 max-pools while the side is at least 12 (28×28 runs at 7×7, 32×32 at 8×8)."
     layers = [nn.Conv2d(in_channels, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
-    while side >= 16:
+    while side >= 12:
         layers.append(nn.MaxPool2d(2))
         side //= 2
     return nn.Sequential(*layers), side
 
 
-def _conv_block(width: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+class MaskedResidualBlock(nn.Module):
+    "h + mask ⊙ ReLU(BN(conv(h))): the identity when the mask is off."
+    def __init__(self, width: int):
+        super().__init__()
+        self.f = nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+
+    def forward(self, h, mask): return h + self.f(h) * mask[None, :, None, None]
 
 
 class DepthDropoutBody(nn.Module):
-    "Stem, then `K` masked conv layers each feeding the output; features are the summed pooled activations."
-    def __init__(self, in_shape, K: int, width: int, a: float, b: float, temperature: float, threshold: float):
+    "Stem, then `K` masked residual blocks; features (4 × `width`) are the 2×2-pooled output of the blocks a structure keeps."
+    def __init__(self, in_shape, K: int, width: int, a: float, b: float, init_a: float, init_b: float,
+                 temperature: float, threshold: float, samples: int):
         super().__init__()
         self.stem, _ = _stem(in_shape[0], width, min(in_shape[1:]))
-        self.layers = nn.ModuleList(_conv_block(width) for _ in range(K))
-        self.depth = BetaBernoulliDepth(K, width, a, b, temperature, threshold)
+        self.layers = nn.ModuleList(MaskedResidualBlock(width) for _ in range(K))
+        self.depth = BetaBernoulliDepth(K, width, a, b, init_a, init_b, temperature, threshold, samples)
+        self.structure_samples = samples  # `fit` averages the loss over this many structures per batch
+
+    def run(self, h, masks, depth: int):
+        "Features of one structure (`masks`, K × width), running its first `depth` blocks."
+        for layer, mask in zip(self.layers[:depth], masks): h = layer(h, mask)
+        return F.adaptive_avg_pool2d(h, 2).flatten(1)
 
     def forward(self, x):
-        masks = self.depth()
-        n_layers = len(self.layers) if self.depth.training else self.depth.active_layers()
-        h, features = self.stem(x), 0
-        for layer, mask in zip(self.layers[:n_layers], masks):
-            h = layer(h) * mask[None, :, None, None]
-            features = features + h.mean((2, 3))
-        return features if n_layers else torch.zeros(len(x), self.depth.width, device=x.device)
+        h = self.stem(x)
+        if self.depth.training:
+            masks = self.depth()
+            return self.run(h, masks, self.depth.active_layers(masks))
+        structures = self.depth.eval_structures()
+        depth = self.depth.active_layers(structures)
+        return torch.stack([self.run(h, masks, depth) for masks in structures]).mean(0)
+
+    def inferred_depth(self) -> int:
+        "Blocks the evaluation runs (the reference's rule over the evaluation structures)."
+        return self.depth.active_layers(self.depth.eval_structures())
+
+    def used_parameters(self) -> int:
+        "Parameters of the network the evaluation runs: the stem, the inferred depth's blocks and the posterior."
+        used = [self.stem, *self.layers[:self.inferred_depth()]]
+        return sum(p.numel() for m in used for p in m.parameters()) + 2 * self.depth.K
 
     def describe(self) -> dict:
-        return {"inferred_depth": self.depth.active_layers(), "truncation": self.depth.K,
+        depth = self.inferred_depth()
+        return {"inferred_depth": depth, "expected_depth": self.depth.expected_depth(), "truncation": self.depth.K,
+                "truncation_binds": depth >= self.depth.K, "structure_samples": self.depth.samples,
+                "depth": depth + 2,  # convolutions and linear layers run: the stem, the blocks, the head
                 "layer_probs": [round(p, 4) for p in self.depth.layer_probs().tolist()]}
 
-# %% ../nbs/04_archopt.ipynb #f5efed97
+# %% ../nbs/04_archopt.ipynb #d5863f88
+DEPTH_DROPOUT_PRESETS = {
+    "cpu": dict(K=12, width=32, a=1.0, b=10.0, init_a=1.1, init_b=1.0, temperature=0.5, threshold=0.01, samples=2),
+    "paper": dict(K=20, width=64, a=1.0, b=10.0, init_a=1.1, init_b=1.0, temperature=0.5, threshold=0.01, samples=2),
+}
+
+
 def _positive(default: float, doc: str, high: float = 1e6) -> Param:
     return Param("float", default, doc, low=0.0, low_open=True, high=high)
 
 
-@MODELS.register("depth_dropout")
-@takes(K=Param("int", 8, "layers of the over-complete stack (the truncation)", low=1, high=64),
-       width=Param("int", 32, "channels of every layer", low=1, high=1024),
-       a=_positive(2.0, "prior Beta(a, b) of the layer-survival probabilities"), b=_positive(1.0, "see a"),
-       temperature=_positive(0.5, "of the relaxed Bernoulli masks", high=100.0),
-       threshold=Param("float", 0.05, "a layer is active while its probability exceeds this", low=0.0, low_open=True,
-                       high=1.0, high_open=True))
-def depth_dropout(in_shape, K, width, a, b, temperature, threshold) -> tuple[nn.Module, int]:
-    "Over-complete conv stack whose depth is inferred (Kc et al. 2021); see above."
-    return DepthDropoutBody(in_shape, K, width, a, b, temperature, threshold), width
+def _from_preset(kind: str, doc: str, **bounds) -> Param:
+    "A parameter whose default (None) is the preset's value."
+    return Param(kind, None, f"{doc} (default: the preset's)", nullable=True, **bounds)
 
-# %% ../nbs/04_archopt.ipynb #55fd9fc6
+
+@MODELS.register("depth_dropout")
+@takes(preset=Param("choice", "cpu", "defaults for the rest: 'cpu' (K 12, width 32) or 'paper' (K 20, width 64); "
+                    "both a=1, b=10, init 1.1/1.0, temperature 0.5, threshold 0.01, 2 samples",
+                    choices=tuple(DEPTH_DROPOUT_PRESETS)),
+       K=_from_preset("int", "residual blocks of the over-complete stack (the truncation)", low=1, high=64),
+       width=_from_preset("int", "channels of every block", low=1, high=1024),
+       a=_from_preset("float", "prior Beta(a, b) of the stick-breaking fractions ν", low=0.0, low_open=True, high=1e6),
+       b=_from_preset("float", "see a", low=0.0, low_open=True, high=1e6),
+       init_a=_from_preset("float", "initial posterior Beta(init_a, init_b) of every ν", low=0.0, low_open=True, high=1e6),
+       init_b=_from_preset("float", "see init_a", low=0.0, low_open=True, high=1e6),
+       temperature=_from_preset("float", "of the relaxed Bernoulli masks", low=0.0, low_open=True, high=100.0),
+       threshold=_from_preset("float", "ε: a mask above it is on", low=0.0, low_open=True, high=1.0, high_open=True),
+       samples=_from_preset("int", "structure samples averaged in the loss and in evaluation", low=1, high=64))
+def depth_dropout(in_shape, preset, **given) -> tuple[nn.Module, int]:
+    "Residual conv stack whose depth is inferred (Kc et al. 2021); see above."
+    settings = {**DEPTH_DROPOUT_PRESETS[preset], **{k: v for k, v in given.items() if v is not None}}
+    return DepthDropoutBody(in_shape, **settings), 4 * settings["width"]
+
+# %% ../nbs/04_archopt.ipynb #1f1efe4a
 EULER_GAMMA = 0.5772156649015329
 
 
@@ -246,11 +304,11 @@ INITIAL_GATE_A = 9.0
 
 
 class BetaBernoulliGates(StochasticLayer):
-    "Learned beta-Bernoulli gates on the `units` channels (dim 1) of its input."
-    def __init__(self, units: int, alpha: float, temperature: float, threshold: float):
+    "Learned beta-Bernoulli gates on the `units` channels (dim 1) of its input, drawn per example in training."
+    def __init__(self, units: int, prior_a: float, temperature: float, threshold: float):
         super().__init__()
         self.units, self.temperature, self.threshold = units, temperature, threshold
-        self.register_buffer("prior", torch.tensor([alpha / units, 1.0]))
+        self.register_buffer("prior", torch.tensor([prior_a, 1.0]))
         # q starts at Kumaraswamy(9, 1), mean 0.9: every unit on most of the time, so the weights can learn
         # before the gates decide (starting at the uniform, gates at 0.5 halve every layer from step one)
         self.raw_a = nn.Parameter(torch.full((units,), _softplus_inverse(INITIAL_GATE_A)))
@@ -264,20 +322,26 @@ class BetaBernoulliGates(StochasticLayer):
         a, b = self.posterior_params()
         return b * torch.exp(torch.lgamma(1 + 1 / a) + torch.lgamma(b) - torch.lgamma(1 + 1 / a + b))
 
-    def gates(self) -> torch.Tensor:
-        "Relaxed Bernoulli samples in training/MC mode; the pruned expectation otherwise."
-        if not self.training:
-            probs = self.expected_probs()
-            return torch.where(probs > self.threshold, probs, torch.zeros_like(probs))
+    def sample(self, n: int) -> torch.Tensor:
+        "Relaxed Bernoulli gates (n × units), one draw of π and z per example."
         a, b = self.posterior_params()
-        u = torch.rand(self.units, device=a.device).clamp(1e-6, 1 - 1e-6)
-        pi = (1 - (1 - u) ** (1 / b)) ** (1 / a)        # Kumaraswamy sample, reparameterised
-        return RelaxedBernoulli(torch.tensor(self.temperature, device=a.device),
-                                probs=pi.clamp(1e-6, 1 - 1e-6)).rsample()
+        u = torch.rand(n, self.units, device=a.device).clamp(1e-6, 1 - 1e-6)
+        pi = (1 - (1 - u) ** (1 / b)) ** (1 / a)        # Kumaraswamy samples, reparameterised
+        return RelaxedBernoulli(torch.tensor(self.temperature, device=a.device), probs=pi.clamp(1e-6, 1 - 1e-6)).rsample()
+
+    def kept_units(self) -> tuple[torch.Tensor, torch.Tensor]:
+        "Indices of the units above the threshold and their expected gates (one unit at gate 0 if none is)."
+        probs = self.expected_probs().detach()
+        keep = (probs > self.threshold).nonzero().flatten()
+        if len(keep) == 0: return probs.argmax()[None], torch.zeros(1, device=probs.device)
+        return keep, probs[keep]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = (1, self.units) + (1,) * (x.ndim - 2)
-        return x * self.gates().view(shape)
+        "`x` gated: sampled gates in training and MC passes, the pruned expectation otherwise."
+        shape = (len(x), self.units) + (1,) * (x.ndim - 2)
+        if self.training: return x * self.sample(len(x)).view(shape)
+        probs = self.expected_probs()
+        return x * torch.where(probs > self.threshold, probs, torch.zeros_like(probs)).view((1,) + shape[1:])
 
     @torch.no_grad()
     def kept(self) -> int:
@@ -289,41 +353,90 @@ class BetaBernoulliGates(StochasticLayer):
         alpha, beta = self.prior
         return kl_kumaraswamy_beta(a, b, alpha.expand_as(a), beta.expand_as(b)).sum()
 
-# %% ../nbs/04_archopt.ipynb #9b5d0e4d
+# %% ../nbs/04_archopt.ipynb #8578f735
+class PrunedGatedCNN(nn.Module):
+    "The pruned network `GatedCNNBody.pruned` builds: sliced convolutions, BatchNorm and dense layer, gates folded in."
+    def __init__(self, convs: list, dense: tuple, kept: torch.Tensor, gates: torch.Tensor, embed_dim: int):
+        super().__init__()
+        self.convs, (self.dense_w, self.dense_b), self.kept, self.gates, self.embed_dim = convs, dense, kept, gates, embed_dim
+
+    def n_params(self) -> int:
+        "Weights of the pruned network (convolutions, BatchNorm scales and shifts, the dense layer)."
+        return sum(c["weight"].numel() + c["bn_weight"].numel() + c["bn_bias"].numel() for c in self.convs) + \
+            self.dense_w.numel() + self.dense_b.numel()
+
+    def forward(self, x):
+        h = x
+        for c in self.convs:
+            h = F.batch_norm(F.conv2d(h, c["weight"], padding=1), c["mean"], c["var"], c["bn_weight"], c["bn_bias"],
+                             False, 0.0, c["eps"]).relu()
+            if c["pool"]: h = F.max_pool2d(h, 2)
+        h = F.linear(F.adaptive_avg_pool2d(h, 2).flatten(1), self.dense_w, self.dense_b).relu() * self.gates
+        return h.new_zeros(len(h), self.embed_dim).index_copy_(1, self.kept, h)  # the head reads every unit
+
+
 class GatedCNNBody(nn.Module):
     "Conv blocks (conv, BatchNorm, ReLU, channel gates, 2×2 pool while the side allows) and a gated dense layer."
-    def __init__(self, in_shape, depth: int, width: int, embed_dim: int, alpha: float, temperature: float,
+    def __init__(self, in_shape, depth: int, width: int, embed_dim: int, prior_a: float, temperature: float,
                  threshold: float):
         super().__init__()
-        channels, side, blocks = in_shape[0], min(in_shape[1:]), []
+        channels, side, self.pools, self.embed_dim = in_shape[0], min(in_shape[1:]), [], embed_dim
+        self.convs, self.norms, self.conv_gates = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for i in range(depth):
             out = width * 2 ** min(i, 3)
-            blocks += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(),
-                       BetaBernoulliGates(out, alpha, temperature, threshold)]
-            if side >= 4:
-                blocks.append(nn.MaxPool2d(2))
-                side //= 2
-            channels = out
-        self.features = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(2), nn.Flatten())
-        self.dense = nn.Sequential(nn.Linear(channels * 4, embed_dim), nn.ReLU(),
-                                   BetaBernoulliGates(embed_dim, alpha, temperature, threshold))
+            self.convs.append(nn.Conv2d(channels, out, 3, padding=1, bias=False))
+            self.norms.append(nn.BatchNorm2d(out))
+            self.conv_gates.append(BetaBernoulliGates(out, prior_a, temperature, threshold))
+            self.pools.append(side >= 4)
+            side, channels = side // 2 if side >= 4 else side, out
+        self.dense = nn.Linear(channels * 4, embed_dim)
+        self.dense_gates = BetaBernoulliGates(embed_dim, prior_a, temperature, threshold)
 
-    def forward(self, x): return self.dense(self.features(x))
+    def gates(self) -> list[BetaBernoulliGates]: return [*self.conv_gates, self.dense_gates]
+
+    def forward(self, x):
+        if not self.dense_gates.training: return self.pruned()(x)  # evaluation runs the pruned network
+        h = x
+        for conv, norm, gate, pool in zip(self.convs, self.norms, self.conv_gates, self.pools):
+            h = norm(conv(h)).relu()
+            h = gate(F.max_pool2d(h, 2) if pool else h)  # gates ≥ 0 commute with the max-pool: gate the smaller map
+        return self.dense_gates(self.dense(F.adaptive_avg_pool2d(h, 2).flatten(1)).relu())
+
+    @torch.no_grad()
+    def pruned(self) -> PrunedGatedCNN:
+        "The network outside training with the pruned units removed and the kept gates' expectations folded in."
+        convs, keep_in, scale_in = [], torch.arange(self.convs[0].in_channels, device=self.dense.weight.device), None
+        for conv, norm, gate, pool in zip(self.convs, self.norms, self.conv_gates, self.pools):
+            keep, scale = gate.kept_units()
+            weight = conv.weight[keep][:, keep_in]
+            if scale_in is not None: weight = weight * scale_in[None, :, None, None]  # the previous gates
+            convs.append(dict(weight=weight, mean=norm.running_mean[keep], var=norm.running_var[keep], eps=norm.eps,
+                              bn_weight=norm.weight[keep], bn_bias=norm.bias[keep], pool=pool))
+            keep_in, scale_in = keep, scale
+        columns = (keep_in[:, None] * 4 + torch.arange(4, device=keep_in.device)).flatten()  # 2×2 pooled, channel-major
+        kept, gates = self.dense_gates.kept_units()
+        dense_w = self.dense.weight[kept][:, columns] * scale_in.repeat_interleave(4)[None]
+        return PrunedGatedCNN(convs, (dense_w, self.dense.bias[kept]), kept, gates, self.embed_dim)
+
+    def used_parameters(self) -> int:
+        "Parameters of the pruned network, which is what evaluation runs (the gates' posteriors not counted)."
+        return self.pruned().n_params()
 
     def describe(self) -> dict:
-        gates = [m for m in self.modules() if isinstance(m, BetaBernoulliGates)]
+        gates = self.gates()
         kept, total = [g.kept() for g in gates], [g.units for g in gates]
-        return {"kept_width": kept, "full_width": total, "kept_fraction": round(sum(kept) / sum(total), 4)}
+        return {"kept_width": kept, "full_width": total, "kept_fraction": round(sum(kept) / sum(total), 4),
+                "expected_width": [round(float(g.expected_probs().detach().sum()), 1) for g in gates]}
 
 
 @MODELS.register("bbdropout")
 @takes(depth=Param("int", 2, "gated conv blocks", low=1, high=16),
-       width=Param("int", 64, "channels of every conv block before pruning", low=1, high=1024),
+       width=Param("int", 64, "channels of the first conv block before pruning (doubling per block, ≤ 8×)", low=1, high=1024),
        embed_dim=Param("int", 256, "units of the gated dense layer before pruning", low=1, high=8192),
-       alpha=_positive(1.0, "prior Beta(alpha/K, 1): a layer keeps about alpha units a priori"),
-       temperature=_positive(0.5, "of the relaxed Bernoulli gates", high=100.0),
+       prior_a=_positive(1e-4, "prior Beta(prior_a, 1) of every gate's probability (the reference's 1e-4)", high=1.0),
+       temperature=_positive(0.1, "of the relaxed Bernoulli gates", high=100.0),
        threshold=Param("float", 1e-3, "a unit is pruned when its expected gate is below this", low=0.0, low_open=True,
                        high=1.0, high_open=True))
-def bbdropout(in_shape, depth, width, embed_dim, alpha, temperature, threshold) -> tuple[nn.Module, int]:
+def bbdropout(in_shape, depth, width, embed_dim, prior_a, temperature, threshold) -> tuple[nn.Module, int]:
     "A deliberately wide CNN whose channels and units are pruned by beta-Bernoulli dropout (Lee et al. 2019)."
-    return GatedCNNBody(in_shape, depth, width, embed_dim, alpha, temperature, threshold), embed_dim
+    return GatedCNNBody(in_shape, depth, width, embed_dim, prior_a, temperature, threshold), embed_dim

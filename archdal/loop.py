@@ -103,7 +103,7 @@ class ExperimentConfig:
         "The fields that determine the results (all but device, paths and progress bars)."
         return {k: v for k, v in self.to_dict().items() if k not in self.NOT_RESULTS}
 
-# %% ../nbs/05_loop.ipynb #14d01415
+# %% ../nbs/05_loop.ipynb #1424a1af
 def _arch_problem(v: dict) -> str | None:
     if not is_arch_name(v["arch"]):
         return f"arch={v['arch']!r}: allowed one of {list_archs()}{did_you_mean(v['arch'], list_archs())}"
@@ -129,6 +129,12 @@ def _warm_start_problem(v: dict) -> str | None:
             f"warm_start=False, or a fixed architecture")
 
 
+def _selection_problem(v: dict) -> str | None:
+    if v["val_fraction"] > 0 or not (isinstance(v["arch"], str) and v["arch"].startswith(SELECT_PREFIX)): return None
+    return (f"arch={v['arch']!r} with val_fraction={v['val_fraction']}: selection keeps the candidate with the best "
+            f"validation accuracy, and there is no validation set; allowed: val_fraction > 0, or a single architecture")
+
+
 def _pool_subset_problem(v: dict) -> str | None:
     if v["pool_subset"] is None or v["pool_subset"] >= v["budget"]: return None
     return (f"pool_subset={v['pool_subset']} is smaller than budget={v['budget']}; allowed: None or "
@@ -148,7 +154,8 @@ def _out_dir_problem(v: dict) -> str | None:
 EXPERIMENT_SPEC = spec_of(ExperimentConfig, what="parameter", rules=[
     Rule(("arch",), _arch_problem), Rule(("device",), _device_problem),
     Rule(("acquisition", "strategy"), _acquisition_problem), Rule(("warm_start", "arch"), _warm_start_problem),
-    Rule(("pool_subset", "budget"), _pool_subset_problem), Rule(("out_dir",), _out_dir_problem)])
+    Rule(("pool_subset", "budget"), _pool_subset_problem), Rule(("out_dir",), _out_dir_problem),
+    Rule(("arch", "val_fraction"), _selection_problem)])
 
 # %% ../nbs/05_loop.ipynb #dab02bb3
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})

@@ -18,10 +18,10 @@ from .core import MODELS, Param, ParamSpec, takes
 
 # %% auto #0
 __all__ = ['HEAD', 'BODY_DROPOUT_OFF', 'BODY_DROPOUT_ON', 'count_parameters', 'StochasticLayer', 'ALModel', 'mc_dropout',
-           'has_body_dropout', 'is_stochastic', 'list_models', 'make_model', 'resnet18', 'resnet34', 'resnet50',
-           'vgg11', 'vgg16', 'vgg19', 'cnn', 'mlp']
+           'has_body_dropout', 'split_body', 'is_stochastic', 'list_models', 'make_model', 'resnet18', 'resnet34',
+           'resnet50', 'vgg11', 'vgg16', 'vgg19', 'cnn', 'mlp']
 
-# %% ../nbs/01_models.ipynb #232e5f89
+# %% ../nbs/01_models.ipynb #104aa5b7
 def count_parameters(model: nn.Module) -> int:
     "Number of trainable parameters of `model`."
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -63,14 +63,22 @@ class ALModel(nn.Module):
         return torch.stack(terms).sum() if terms else None
 
     def summary(self) -> dict:
-        "JSON-serialisable description: architecture name, trainable parameters, feature size, depth and dropout probabilities."
+        "JSON-serialisable description of the network that runs: name, parameters, feature size, depth, dropout probabilities."
         depth = sum(isinstance(m, (nn.Linear, nn.modules.conv._ConvNd)) for m in self.modules())
         body_p = [m.p for m in self.body.modules() if isinstance(m, nn.modules.dropout._DropoutNd)]
         summary = {"arch": self.name, "n_params": count_parameters(self), "embed_dim": self.embed_dim,
                    "n_classes": self.n_classes, "depth": int(depth), "dropout": float(self.dropout.p),
                    "body_dropout": float(max(body_p, default=0.0))}
         if hasattr(self.body, "describe"): summary.update(self.body.describe())  # e.g. inferred depth, kept widths
+        if hasattr(self.body, "used_parameters"):  # a body that runs part of itself: count what runs
+            summary.update(n_params=self.body.used_parameters() + count_parameters(self.head),
+                           n_params_full=count_parameters(self))
         return summary
+
+    @property
+    def structure_samples(self) -> int:
+        "Structures the body samples per training batch (`fit` averages the loss over them); 1 for most bodies."
+        return int(getattr(self.body, "structure_samples", 1))
 
 # %% ../nbs/01_models.ipynb #07ecc215
 _DropoutNd = nn.modules.dropout._DropoutNd
@@ -97,6 +105,13 @@ def _samples(m: nn.Module) -> bool:
 def has_body_dropout(model: ALModel) -> bool:
     "Whether `model.body` has a dropout module with p > 0 or a `StochasticLayer`, i.e. MC passes change the features."
     return any(_samples(m) for m in model.body.modules())
+
+# %% ../nbs/01_models.ipynb #e5eb2120
+def split_body(body: nn.Module) -> tuple[nn.Module, nn.Module]:
+    "(shared, rest) with `rest(shared(x)) == body(x)`: `shared` is the leading part of a sequential body that never samples."
+    if not isinstance(body, nn.Sequential): return nn.Identity(), body
+    cut = next((i for i, m in enumerate(body) if any(_samples(s) for s in m.modules())), len(body))
+    return body[:cut], body[cut:]
 
 # %% ../nbs/01_models.ipynb #0021d50f
 def is_stochastic(model: nn.Module) -> bool:
@@ -237,12 +252,12 @@ def vgg19(in_shape: tuple[int, int, int], body_dropout: float) -> tuple[nn.Modul
     "VGG-19 with BatchNorm (configuration 'E'), dropout `body_dropout` after stages 1–4, global average pool; 512 features."
     return _vgg("E", in_shape, body_dropout)
 
-# %% ../nbs/01_models.ipynb #ce326f2c
+# %% ../nbs/01_models.ipynb #34c89c4b
 @MODELS.register("cnn")
 @takes(depth=Param("int", 2, "conv blocks", low=1, high=32), width=Param("int", 32, "channels of the first block", low=1, high=1024),
        embed_dim=Param("int", 128, "units of the penultimate layer", low=1, high=8192), body_dropout=BODY_DROPOUT_ON)
 def cnn(in_shape: tuple[int, int, int], depth: int, width: int, embed_dim: int, body_dropout: float) -> tuple[nn.Module, int]:
-    "`depth` conv3×3-BN-ReLU(-pool)-dropout blocks (widths doubling from `width`, ≤ 8×`width`), 2×2 average pool, Linear-ReLU to `embed_dim`."
+    "`depth` conv3×3-BN-ReLU(-pool) blocks (widths doubling from `width`, ≤ 8×`width`), 2×2 average pool, dropout `body_dropout`, Linear-ReLU to `embed_dim`."
     layers, channels, side = [], in_shape[0], min(in_shape[1:])
     for i in range(depth):
         out = min(width * 2 ** i, 8 * width)
@@ -250,9 +265,10 @@ def cnn(in_shape: tuple[int, int, int], depth: int, width: int, embed_dim: int, 
         if side >= 4:
             layers.append(nn.MaxPool2d(2))
             side //= 2
-        if body_dropout > 0: layers.append(nn.Dropout(body_dropout))
         channels = out
-    layers += [nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(4 * channels, embed_dim), nn.ReLU(inplace=True)]
+    layers += [nn.AdaptiveAvgPool2d(2), nn.Flatten()]
+    if body_dropout > 0: layers.append(nn.Dropout(body_dropout))  # Gal et al.'s place: after the convolutions
+    layers += [nn.Linear(4 * channels, embed_dim), nn.ReLU(inplace=True)]
     body = nn.Sequential(*layers)
     _init_convs(body)
     return body, embed_dim

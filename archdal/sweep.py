@@ -134,7 +134,7 @@ def cell_finished(cell: Cell) -> bool:
     wanted = json.loads(json.dumps(cell.config.result_fields()))  # as config.json stores them
     return complete and all(saved.get(k) == v for k, v in wanted.items()) and len(history) == cell.config.rounds + 1
 
-# %% ../nbs/08_sweep.ipynb #0f22def4
+# %% ../nbs/08_sweep.ipynb #5eedc1f5
 EXPERIMENT_NOTEBOOK = Path(archdal.__file__).resolve().parents[1] / "nbs" / "experiment.ipynb"
 REPORT_NOTEBOOK = EXPERIMENT_NOTEBOOK.with_name("report.ipynb")
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -159,7 +159,7 @@ def run_cell(config: dict, notebook: str | Path = EXPERIMENT_NOTEBOOK, threads: 
     run = RunDir(run_dir_for(ExperimentConfig(**config)))
     run.path.mkdir(parents=True, exist_ok=True)
     _wait_until_unlocked(run / ".lock", lock_wait)
-    partial = run / ".experiment.ipynb.partial"  # papermill rewrites its output after every cell: never the real name
+    partial = run / ".experiment.partial.ipynb"  # papermill rewrites its output after every cell: never the real name
     start = time.perf_counter()
     try:
         papermill.execute_notebook(str(notebook), str(partial), parameters=config,

@@ -152,7 +152,7 @@ def test_a_killed_sweep_rerun_completes_every_cell_once_with_all_its_outputs(tmp
     for cell in cells:
         assert cell_finished(cell) and len(read_history(RunDir(cell.run_dir))) == 3
         assert "final test accuracy" in (cell.run_dir / "experiment.ipynb").read_text()
-        assert not list(cell.run_dir.glob(".*.partial")) and not list(cell.run_dir.glob(".*.tmp"))
+        assert not list(cell.run_dir.glob(".*.partial.ipynb")) and not list(cell.run_dir.glob(".*.tmp"))
         if cell.index in complete:  # finished before the kill: not run again
             assert (cell.run_dir / "history.jsonl").stat().st_mtime_ns == complete[cell.index]
 
