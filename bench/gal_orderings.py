@@ -54,21 +54,33 @@ def run(args) -> pd.DataFrame:
     sweeps = [({"seed": list(args.seeds)}, dict(strategy="random"))] if "random" in args.strategies else []
     if mc: sweeps.append(({"strategy": [STRATEGIES[n]["strategy"] for n in mc], "seed": list(args.seeds)},
                           dict(mc_predictive=True)))
-    names = {"random": "random", **{STRATEGIES[n]["strategy"]: n for n in mc}}
     rows = []
     for grid, settings in sweeps:
-        started = time.perf_counter()
         summary = run_sweep(grid, {**fixed, **settings}, threads=1, progress=not args.quiet)
         failed = summary[summary.status == "failed"]
         if len(failed): raise SystemExit(f"{len(failed)} cell(s) failed: {failed.error.tolist()}")
-        runs = load_runs(list(summary.run_dir))
-        for (strategy, seed), curve in runs.groupby(["strategy", "seed"]):
-            rows.append({"strategy": names[strategy], "seed": seed,
-                         "labels_to_target": labels_to_reach(curve, args.target),
-                         "final_accuracy": curve.test_accuracy.iloc[-1], "final_labels": curve.n_labelled.iloc[-1],
-                         "sweep_seconds": time.perf_counter() - started})
+        rows += per_run_rows(load_runs(list(summary.run_dir)), args.target)
+    return sort_runs(pd.DataFrame(rows))
+
+
+def sort_runs(per_run: pd.DataFrame) -> pd.DataFrame:
     order = {name: i for i, name in enumerate(STRATEGIES)}
-    return pd.DataFrame(rows).sort_values(["strategy", "seed"], key=lambda c: c.map(order) if c.name == "strategy" else c)
+    return per_run.sort_values(["strategy", "seed"], key=lambda c: c.map(order) if c.name == "strategy" else c)
+
+
+def per_run_rows(runs: pd.DataFrame, target: float) -> list[dict]:
+    "One row per run of `load_runs`'s table (an unfinished one too, marked): labels to the target, final accuracy."
+    rows = []
+    for (strategy, mc_predictive, seed), curve in runs.groupby(["strategy", "mc_predictive", "seed"]):
+        name = "mc_entropy" if strategy == "entropy" and mc_predictive else strategy
+        if not curve.finished.iloc[-1] and np.isnan(labels_to_reach(curve, target)):
+            print(f"left out: {name} seed {seed}, unfinished after {len(curve)} rounds and not yet at the target")
+            continue
+        rows.append({"strategy": name, "seed": seed, "labels_to_target": labels_to_reach(curve, target),
+                     "final_accuracy": curve.test_accuracy.iloc[-1], "final_labels": curve.n_labelled.iloc[-1],
+                     "finished": bool(curve.finished.iloc[-1]),
+                     "run_seconds": round(curve.fit_seconds.sum() + curve.query_seconds.fillna(0).sum(), 1)})
+    return rows
 
 
 def table(per_run: pd.DataFrame, target: float) -> pd.DataFrame:
@@ -78,7 +90,8 @@ def table(per_run: pd.DataFrame, target: float) -> pd.DataFrame:
         "labels to target (per seed)": grouped.labels_to_target.apply(lambda v: ", ".join("never" if np.isnan(x) else f"{x:.0f}" for x in v)),
         "mean labels": grouped.labels_to_target.mean(),
         "runs reaching it": grouped.labels_to_target.apply(lambda v: f"{int(v.notna().sum())}/{len(v)}"),
-        "final accuracy": grouped.final_accuracy.mean().round(4)})
+        "final accuracy": grouped.final_accuracy.mean().round(4),
+        "unfinished runs": grouped.finished.apply(lambda v: int((~v).sum()))})
     acquired = out["mean labels"] - 20
     out["acquired (mean)"] = acquired.round(1)
     if "random" in out.index: out["ratio to random"] = (acquired / acquired["random"]).round(2)
@@ -105,18 +118,23 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=Path("reports/runs/gal"))
     parser.add_argument("--report", type=Path, default=Path("reports/gal_orderings.md"))
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--from-finished", action="store_true",
+                        help="run nothing: tabulate the finished runs already in --out (for a benchmark cut short)")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     started = time.perf_counter()
-    per_run = run(args)
+    per_run = (sort_runs(pd.DataFrame(per_run_rows(load_runs(args.out), args.target)))
+               if args.from_finished else run(args))
     result = table(per_run, args.target)
     print(result.to_string())
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(
         f"# Gal et al. (2017) orderings on mnist5k\n\nMade by `python bench/gal_orderings.py "
-        f"--seeds {' '.join(map(str, args.seeds))} --budget {args.budget} --rounds {args.rounds}` on "
-        f"{platform.processor() or platform.machine()}, {available_cores()} cores, {time.strftime('%Y-%m-%d')}, "
-        f"{time.perf_counter() - started:.0f} s. Labels to {args.target:.0%} test accuracy (20 initial labels, "
+        f"--seeds {' '.join(map(str, args.seeds))} --budget {args.budget} --rounds {args.rounds}"
+        f"{' --from-finished' if args.from_finished else ''}` on "
+        f"{platform.processor() or platform.machine()}, {available_cores()} cores, {time.strftime('%Y-%m-%d')}"
+        f"{'' if args.from_finished else f', {time.perf_counter() - started:.0f} s'}; seconds per run in the table "
+        f"below (fit + query, measured while other jobs shared the cores). Labels to {args.target:.0%} test accuracy (20 initial labels, "
         f"{args.budget} per round, 20 MC samples, 2,000 pool points scored per round, `cnn` with body dropout).\n\n"
         f"{markdown(result)}\n\nPer run:\n\n{markdown(per_run.round(4), index=False)}\n")
     print(f"wrote {args.report}")
