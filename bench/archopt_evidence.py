@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from gal_orderings import markdown  # bench/ is on the path when a script here runs
 
 ARCHS = {"depth_dropout": ("depth_dropout", {}), "cnn depth 1": ("cnn", {"depth": 1}),
          "cnn depth 2": ("cnn", {"depth": 2}), "cnn depth 3": ("cnn", {"depth": 3}),
@@ -120,12 +121,6 @@ def inference_times(seed: int, n_labelled: int, repeats: int = 5) -> dict:
             "full CPU ms / 1,000 images": round(full_seconds * 1000, 1),
             "time ratio": round(pruned_seconds / full_seconds, 2),
             "pruned test accuracy": pruned_accuracy, "all-units test accuracy": full_accuracy}
-
-
-def markdown(df: pd.DataFrame, index: bool = True) -> str:
-    df = df.reset_index() if index else df
-    return "\n".join(["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns),
-                      *["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]])
 
 
 def main(argv=None) -> None:
