@@ -25,7 +25,7 @@ __all__ = ['SELECT_PREFIX', 'EVAL_STRUCTURE_SEED', 'DEPTH_DROPOUT_PRESETS', 'EUL
            'BetaBernoulliDepth', 'MaskedResidualBlock', 'DepthDropoutBody', 'depth_dropout', 'kl_kumaraswamy_beta',
            'BetaBernoulliGates', 'PrunedGatedCNN', 'GatedCNNBody', 'bbdropout']
 
-# %% ../nbs/04_archopt.ipynb #de00f223
+# %% ../nbs/04_archopt.ipynb #1f4594d3
 @dataclass
 class RoundContext:
     "Everything an architecture optimiser may use in one round of the loop."
@@ -41,6 +41,7 @@ class RoundContext:
     seeds: Callable[..., int]  # seeds(purpose, *keys): independent seeds of this round ('init', 'fit', 'search')
     previous: dict | None = None      # what this optimiser kept from the previous round (`RoundFit.keep`)
     warm_weights: dict | None = None  # previous round's weights, for warm starts of fixed architectures
+    pool_size: int | None = None      # training images the labelled set is drawn from (labelled + unlabelled)
 
 
 @dataclass
@@ -57,7 +58,10 @@ def fit_new_model(ctx: RoundContext, build: Callable[[], ALModel], key: tuple = 
     device = resolve_device(ctx.fit_options.get("device", "auto"))
     with seeded(ctx.seeds("init", *key), device): model = build()
     if ctx.warm_weights is not None: model.load_state_dict(ctx.warm_weights)
-    result = fit(model, ctx.x, ctx.y, ctx.val_x, ctx.val_y, seed=ctx.seeds("fit", *key), **ctx.fit_options)
+    # a body may divide its KL by the pool's size rather than the labelled set's (BBDropout)
+    per_pool = getattr(model.body, "kl_divisor", "labelled") == "pool" and ctx.pool_size
+    result = fit(model, ctx.x, ctx.y, ctx.val_x, ctx.val_y, seed=ctx.seeds("fit", *key),
+                 kl_examples=ctx.pool_size if per_pool else None, **ctx.fit_options)
     return model, result
 
 # %% ../nbs/04_archopt.ipynb #26f8f8cf
@@ -353,7 +357,7 @@ class BetaBernoulliGates(StochasticLayer):
         alpha, beta = self.prior
         return kl_kumaraswamy_beta(a, b, alpha.expand_as(a), beta.expand_as(b)).sum()
 
-# %% ../nbs/04_archopt.ipynb #8578f735
+# %% ../nbs/04_archopt.ipynb #e40334a5
 class PrunedGatedCNN(nn.Module):
     "The pruned network `GatedCNNBody.pruned` builds: sliced convolutions, BatchNorm and dense layer, gates folded in."
     def __init__(self, convs: list, dense: tuple, kept: torch.Tensor, gates: torch.Tensor, embed_dim: int):
@@ -378,9 +382,11 @@ class PrunedGatedCNN(nn.Module):
 class GatedCNNBody(nn.Module):
     "Conv blocks (conv, BatchNorm, ReLU, channel gates, 2×2 pool while the side allows) and a gated dense layer."
     def __init__(self, in_shape, depth: int, width: int, embed_dim: int, prior_a: float, temperature: float,
-                 threshold: float):
+                 threshold: float, kl_divisor: str = "pool"):
         super().__init__()
         channels, side, self.pools, self.embed_dim = in_shape[0], min(in_shape[1:]), [], embed_dim
+        self.kl_divisor = kl_divisor  # read by `fit_new_model`
+        self._pruned = None           # (state key, PrunedGatedCNN): rebuilt only when a weight or statistic changed
         self.convs, self.norms, self.conv_gates = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         for i in range(depth):
             out = width * 2 ** min(i, 3)
@@ -402,9 +408,19 @@ class GatedCNNBody(nn.Module):
             h = gate(F.max_pool2d(h, 2) if pool else h)  # gates ≥ 0 commute with the max-pool: gate the smaller map
         return self.dense_gates(self.dense(F.adaptive_avg_pool2d(h, 2).flatten(1)).relu())
 
-    @torch.no_grad()
+    def _state_key(self) -> tuple:
+        # storage and in-place version of every tensor: an optimiser step, load_state_dict or .to() changes it
+        return (tuple(g.threshold for g in self.gates()),
+                tuple((t.data_ptr(), t._version) for t in (*self.parameters(), *self.buffers())))
+
     def pruned(self) -> PrunedGatedCNN:
-        "The network outside training with the pruned units removed and the kept gates' expectations folded in."
+        "The network outside training with the pruned units removed and the kept gates' expectations folded in (cached)."
+        key = self._state_key()
+        if self._pruned is None or self._pruned[0] != key: self._pruned = (key, self._build_pruned())
+        return self._pruned[1]
+
+    @torch.no_grad()
+    def _build_pruned(self) -> PrunedGatedCNN:
         convs, keep_in, scale_in = [], torch.arange(self.convs[0].in_channels, device=self.dense.weight.device), None
         for conv, norm, gate, pool in zip(self.convs, self.norms, self.conv_gates, self.pools):
             keep, scale = gate.kept_units()
@@ -425,8 +441,10 @@ class GatedCNNBody(nn.Module):
     def describe(self) -> dict:
         gates = self.gates()
         kept, total = [g.kept() for g in gates], [g.units for g in gates]
+        expected = [float(g.expected_probs().detach().sum()) for g in gates]
         return {"kept_width": kept, "full_width": total, "kept_fraction": round(sum(kept) / sum(total), 4),
-                "expected_width": [round(float(g.expected_probs().detach().sum()), 1) for g in gates]}
+                "expected_width": [round(e, 1) for e in expected],
+                "expected_fraction": round(sum(expected) / sum(total), 4)}
 
 
 @MODELS.register("bbdropout")
@@ -436,7 +454,10 @@ class GatedCNNBody(nn.Module):
        prior_a=_positive(1e-4, "prior Beta(prior_a, 1) of every gate's probability (the reference's 1e-4)", high=1.0),
        temperature=_positive(0.1, "of the relaxed Bernoulli gates", high=100.0),
        threshold=Param("float", 1e-3, "a unit is pruned when its expected gate is below this", low=0.0, low_open=True,
-                       high=1.0, high_open=True))
-def bbdropout(in_shape, depth, width, embed_dim, prior_a, temperature, threshold) -> tuple[nn.Module, int]:
+                       high=1.0, high_open=True),
+       kl_divisor=Param("choice", "pool", "what the gates' KL is divided by in the loss: the training `pool`'s size "
+                        "(labelled + unlabelled, as the reference divides by MNIST's 60,000) or the `labelled` set's "
+                        "(the labelled set's ELBO: much stronger pruning on small sets)", choices=("pool", "labelled")))
+def bbdropout(in_shape, depth, width, embed_dim, prior_a, temperature, threshold, kl_divisor) -> tuple[nn.Module, int]:
     "A deliberately wide CNN whose channels and units are pruned by beta-Bernoulli dropout (Lee et al. 2019)."
-    return GatedCNNBody(in_shape, depth, width, embed_dim, prior_a, temperature, threshold), embed_dim
+    return GatedCNNBody(in_shape, depth, width, embed_dim, prior_a, temperature, threshold, kl_divisor), embed_dim

@@ -351,7 +351,7 @@ def _query_round(config, model, data, pool, round, device) -> np.ndarray:
     positions = query(config.strategy, inputs, config.budget, generator, acquisition=config.acquisition, beta=config.beta)
     return candidates[positions.numpy()]
 
-# %% ../nbs/05_loop.ipynb #f512e490
+# %% ../nbs/05_loop.ipynb #1bf950b1
 def _fit_round(config: ExperimentConfig, data, split, pool, round: int, state: dict, run: RunDir, device):
     "Train the round's network on the labelled set; `NonFiniteLoss` names the round and what to change."
     labelled = pool.labelled
@@ -363,7 +363,8 @@ def _fit_round(config: ExperimentConfig, data, split, pool, round: int, state: d
     ctx = RoundContext(data.train_x[labelled], data.train_y[labelled], data.train_x[split.validation],
                        data.train_y[split.validation], data.in_shape, data.n_classes, round, config.dropout,
                        fit_options, lambda purpose, *keys: derive_seed(config.seed, round, purpose, *keys),
-                       previous=state["arch_keep"], warm_weights=state["weights"] if config.warm_start else None)
+                       previous=state["arch_keep"], warm_weights=state["weights"] if config.warm_start else None,
+                       pool_size=len(labelled) + len(pool.unlabelled))
     try: return train_round(config.arch, ctx, config.arch_kwargs)
     except NonFiniteLoss as e:
         failed = NonFiniteLoss(e.epoch, e.loss, e.lr, round=round)

@@ -21,10 +21,11 @@ from .models import ALModel
 from .train import batch_slices, resolve_device, seeded
 
 # %% auto #0
-__all__ = ['OPS', 'PRIMITIVES', 'NODES', 'EDGES', 'STEM_MULTIPLIER', 'relu_conv_bn', 'FactorizedReduce', 'Zero',
+__all__ = ['OPS', 'PRIMITIVES', 'NODES', 'EDGES', 'STEM_MULTIPLIER', 'PDARTS_PRESETS', 'relu_conv_bn', 'FactorizedReduce', 'Zero',
            'reduction_positions', 'Cell', 'CellStack', 'MixedOp', 'SuperNet', 'Genotype', 'derive_genotype',
-           'DerivedBody', 'make_pdarts_model', 'SearchStage', 'SearchResult', 'prune_candidates', 'train_supernet',
-           'supernet_accuracy', 'pdarts_search', 'pdarts', 'check_pdarts']
+           'DerivedBody', 'make_pdarts_model', 'SearchStage', 'SearchResult', 'prune_candidates', 'stage_steps',
+           'train_supernet', 'alpha_entropy', 'supernet_accuracy', 'pdarts_search', 'pdarts_settings', 'pdarts',
+           'check_pdarts']
 
 # %% ../nbs/04b_pdarts.ipynb #b6d681e4
 def relu_conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, dilation: int = 1,
@@ -269,10 +270,10 @@ def make_pdarts_model(genotype: Genotype, in_shape: tuple[int, int, int], n_clas
     body = DerivedBody(in_shape[0], genotype, channels, cells)
     return ALModel(body, body.out_channels, n_classes, dropout=dropout, name="pdarts")
 
-# %% ../nbs/04b_pdarts.ipynb #6e33b0f9
+# %% ../nbs/04b_pdarts.ipynb #9d9ec1bf
 @dataclass
 class SearchStage:
-    "What one stage of the search did."
+    "What one stage of the search did (entropies at the start and at the end of the stage)."
     cells: int
     candidates: torch.Tensor      # 2 × edges × ops: the operations searched in this stage
     initial_alphas: torch.Tensor
@@ -282,12 +283,19 @@ class SearchStage:
     kept: torch.Tensor            # candidates entering the next stage (= `candidates` after the last one)
     arch_accuracy: float          # the supernet's accuracy on the architecture data (batch statistics)
     seconds: float
+    steps: int                    # weight steps (each after an architecture step once the warm-up is over)
+    warmup_steps: int
+    entropy: tuple[float, float]  # alpha_entropy at the start and at the end of the stage (nats)
+    normalised_entropy: tuple[float, float]  # the same as fractions of log(candidates)
 
     def to_dict(self) -> dict:
         "JSON summary: size, accuracy, time, genotype, confidence (largest weight) and kept operations per edge."
         def names(mask): return [[PRIMITIVES[j] for j in row.nonzero().flatten()] for row in mask]
         return {"cells": self.cells, "ops": int(self.candidates[0, 0].sum()), "arch_accuracy": self.arch_accuracy,
-                "seconds": round(self.seconds, 3), "genotype": self.genotype.to_dict(),
+                "seconds": round(self.seconds, 3), "steps": self.steps, "warmup_steps": self.warmup_steps,
+                "alpha_entropy": [round(h, 4) for h in self.entropy],
+                "alpha_entropy_normalised": [round(h, 4) for h in self.normalised_entropy],
+                "genotype": self.genotype.to_dict(),
                 "max_weight": {cell: [round(float(w), 4) for w in self.weights[c].max(1).values]
                                for c, cell in enumerate(("normal", "reduce"))},
                 "kept": {cell: names(self.kept[c]) for c, cell in enumerate(("normal", "reduce"))}}
@@ -317,7 +325,7 @@ def prune_candidates(weights: torch.Tensor, candidates: torch.Tensor, keep: int)
         kept = torch.where(only_none[..., None], best_real, kept)
     return kept
 
-# %% ../nbs/04b_pdarts.ipynb #d09dd61c
+# %% ../nbs/04b_pdarts.ipynb #7abfd48a
 def _endless_batches(n: int, batch_size: int, generator: torch.Generator):
     "Index batches of shuffled passes over range(n), forever."
     while True:
@@ -325,35 +333,47 @@ def _endless_batches(n: int, batch_size: int, generator: torch.Generator):
         for part in batch_slices(n, batch_size): yield order[part]
 
 
-def train_supernet(net: SuperNet, x, y, arch_x, arch_y, *, epochs: int, warmup_epochs: int, weight_lr: float,
-                   arch_lr: float, skip_dropout: float, batch_size: int, min_epoch_steps: int,
-                   generator: torch.Generator, augment: Callable | None = None):
-    "Alternate architecture steps (Adam on α, `arch_x`) and weight steps (SGD on the weights, `x`), first order."
+def stage_steps(n_labelled: int, batch_size: int, search_epochs: int, warmup_epochs: int,
+                min_stage_steps: int) -> tuple[int, int]:
+    "Weight steps of a search stage and how many of them are warm-up: `search_epochs` epochs, at least `min_stage_steps`."
+    steps = max(search_epochs * len(batch_slices(n_labelled, batch_size)), min_stage_steps)
+    return steps, round(steps * warmup_epochs / search_epochs)
+
+
+def train_supernet(net: SuperNet, x, y, arch_x, arch_y, *, steps: int, warmup_steps: int, weight_lr: float,
+                   arch_lr: float, skip_dropout: float, batch_size: int, generator: torch.Generator,
+                   augment: Callable | None = None):
+    "`steps` weight steps (SGD, `x`), each after an architecture step (Adam on α, `arch_x`) once `warmup_steps` are done."
     weights = net.weight_parameters()
     w_opt = torch.optim.SGD(weights, lr=weight_lr, momentum=0.9, weight_decay=3e-4)
     a_opt = torch.optim.Adam([net.alphas], lr=arch_lr, betas=(0.5, 0.999), weight_decay=1e-3)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, epochs)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, steps)
     weight_batches = _endless_batches(len(x), batch_size, generator)
     arch_batches = _endless_batches(len(arch_x), batch_size, generator)
-    steps = max(len(batch_slices(len(x), batch_size)), min_epoch_steps)
     device = net.alphas.device
     net.train()
-    for epoch in range(epochs):
-        net.set_skip_dropout(skip_dropout * (1 - epoch / epochs))
-        for _ in range(steps):
-            if epoch >= warmup_epochs:
-                idx = next(arch_batches).to(device)
-                a_opt.zero_grad(set_to_none=True)
-                F.cross_entropy(net(arch_x[idx]), arch_y[idx]).backward(inputs=[net.alphas])
-                a_opt.step()
-            idx = next(weight_batches).to(device)
-            xb = x[idx] if augment is None else augment(x[idx], generator)
-            w_opt.zero_grad(set_to_none=True)
-            F.cross_entropy(net(xb), y[idx]).backward(inputs=weights)
-            nn.utils.clip_grad_norm_(weights, 5.0)
-            w_opt.step()
+    for step in range(steps):
+        net.set_skip_dropout(skip_dropout * (1 - step / steps))
+        if step >= warmup_steps:
+            idx = next(arch_batches).to(device)
+            a_opt.zero_grad(set_to_none=True)
+            F.cross_entropy(net(arch_x[idx]), arch_y[idx]).backward(inputs=[net.alphas])
+            a_opt.step()
+        idx = next(weight_batches).to(device)
+        xb = x[idx] if augment is None else augment(x[idx], generator)
+        w_opt.zero_grad(set_to_none=True)
+        F.cross_entropy(net(xb), y[idx]).backward(inputs=weights)
+        nn.utils.clip_grad_norm_(weights, 5.0)
+        w_opt.step()
         schedule.step()
     net.set_skip_dropout(0.0)
+
+
+def alpha_entropy(weights: torch.Tensor, candidates: torch.Tensor) -> tuple[float, float]:
+    "Mean entropy (nats) of the operation weights over the edges, and its mean fraction of log(candidates) (1: uniform)."
+    h = -(weights * weights.clamp_min(1e-30).log()).masked_fill(~candidates, 0).sum(-1)
+    n = candidates.sum(-1).float()
+    return float(h.mean()), float((h[n > 1] / n[n > 1].log()).mean()) if (n > 1).any() else 0.0
 
 
 @torch.no_grad()
@@ -363,11 +383,11 @@ def supernet_accuracy(net: SuperNet, x: torch.Tensor, y: torch.Tensor, batch_siz
     correct = sum((net(x[part]).argmax(1) == y[part]).sum().item() for part in batch_slices(len(x), batch_size))
     return correct / len(x)
 
-# %% ../nbs/04b_pdarts.ipynb #2a552f47
+# %% ../nbs/04b_pdarts.ipynb #1267d428
 def pdarts_search(x: torch.Tensor, y: torch.Tensor, arch_x: torch.Tensor | None, arch_y: torch.Tensor | None,
                   n_classes: int, *, stage_cells: Sequence[int], stage_ops: Sequence[int], search_channels: int,
                   search_epochs: int, warmup_epochs: int, weight_lr: float, arch_lr: float,
-                  skip_dropout: float | Sequence[float], max_skip: int, min_epoch_steps: int,
+                  skip_dropout: float | Sequence[float], max_skip: int, min_stage_steps: int,
                   batch_size: int = 64, seed: int = 0,
                   device: str | torch.device = "auto", augment: Callable | None = None) -> SearchResult:
     "Progressive DARTS on (`x`, `y`), α trained on (`arch_x`, `arch_y`) or, when they are None or empty, on half of the labelled set."
@@ -385,25 +405,27 @@ def pdarts_search(x: torch.Tensor, y: torch.Tensor, arch_x: torch.Tensor | None,
             order, half = torch.randperm(len(x), generator=generator), len(x) // 2
             x, y, arch_x, arch_y = x[order[:half]], y[order[:half]], x[order[half:]], y[order[half:]]
         x, y, arch_x, arch_y = x.to(device), y.to(device), arch_x.to(device), arch_y.to(device)
+        steps, warmup_steps = stage_steps(len(x), batch_size, search_epochs, warmup_epochs, min_stage_steps)
         for s, cells in enumerate(stage_cells):
             stage_start = time.perf_counter()
             net = SuperNet(x.shape[1], n_classes, search_channels, cells, candidates).to(device)
-            initial = net.alphas.detach().cpu().clone()
-            train_supernet(net, x, y, arch_x, arch_y, epochs=search_epochs, warmup_epochs=warmup_epochs,
-                           weight_lr=weight_lr, arch_lr=arch_lr, skip_dropout=rates[s], batch_size=batch_size,
-                           min_epoch_steps=min_epoch_steps, generator=generator, augment=augment)
+            initial, initial_weights = net.alphas.detach().cpu().clone(), net.op_weights().detach().cpu()
+            train_supernet(net, x, y, arch_x, arch_y, steps=steps, warmup_steps=warmup_steps, weight_lr=weight_lr,
+                           arch_lr=arch_lr, skip_dropout=rates[s], batch_size=batch_size, generator=generator,
+                           augment=augment)
             weights = net.op_weights().detach().cpu()
+            (h0, n0), (h1, n1) = alpha_entropy(initial_weights, candidates), alpha_entropy(weights, candidates)
             ranks = torch.where(candidates, 2 * s + weights, ranks)
             last = s == len(stage_cells) - 1
             kept = candidates if last else prune_candidates(weights, candidates, stage_ops[s + 1])
             stages.append(SearchStage(cells, candidates, initial, net.alphas.detach().cpu().clone(), weights,
                                       derive_genotype(ranks, max_skip), kept,
                                       supernet_accuracy(net, arch_x, arch_y, batch_size),
-                                      time.perf_counter() - stage_start))
+                                      time.perf_counter() - stage_start, steps, warmup_steps, (h0, h1), (n0, n1)))
             candidates = kept
     return SearchResult(stages[-1].genotype, stages, arch_data, time.perf_counter() - start)
 
-# %% ../nbs/04b_pdarts.ipynb #3cf5ddc3
+# %% ../nbs/04b_pdarts.ipynb #ed906415
 def _round_summary(model: ALModel, genotype: Genotype, searched: bool, searched_round: int,
                    search: SearchResult | None) -> dict:
     return {**model.summary(), "genotype": genotype.to_dict(), "searched": searched, "searched_round": searched_round,
@@ -412,40 +434,86 @@ def _round_summary(model: ALModel, genotype: Genotype, searched: bool, searched_
             "stages": [stage.to_dict() for stage in search.stages] if search else []}
 
 
+PDARTS_PRESETS = {
+    "cpu": dict(channels=16, cells=3, search_channels=8, stage_cells=[3, 4, 5], stage_ops=[8, 5, 3], search_epochs=5,
+                warmup_epochs=1, weight_lr=0.05, arch_lr=3e-3, skip_dropout=[0.0, 0.4, 0.7], max_skip=2,
+                min_stage_steps=150),
+    "paper": dict(channels=36, cells=20, search_channels=16, stage_cells=[5, 11, 17], stage_ops=[8, 5, 3],
+                  search_epochs=25, warmup_epochs=10, weight_lr=0.025, arch_lr=6e-4, skip_dropout=[0.0, 0.4, 0.7],
+                  max_skip=2, min_stage_steps=1),
+}
+
+
+def pdarts_settings(values: dict) -> dict:
+    "The search and network settings of `values`: its preset's, overridden by every value that is not None."
+    return {**PDARTS_PRESETS[values["preset"]], **{k: v for k, v in values.items()
+                                                    if k in PDARTS_PRESETS["cpu"] and v is not None}}
+
+
+def _stage_cells_problem(s):
+    if len(s["stage_cells"]) >= 1 and all(_is_int(c, 3) for c in s["stage_cells"]) and \
+            all(p <= q for p, q in zip(s["stage_cells"], s["stage_cells"][1:])): return None
+    return f"stage_cells={s['stage_cells']!r}: allowed a non-empty list of non-decreasing integers >= 3 (cells of each stage's supernet)"
+
+
+def _stage_ops_problem(s):
+    ops = s["stage_ops"]
+    if len(ops) == len(s["stage_cells"]) and all(_is_int(o, 1) for o in ops) and ops[0] == len(PRIMITIVES) and \
+            all(p >= q for p, q in zip(ops, ops[1:])): return None
+    return (f"stage_ops={ops!r}: allowed {len(s['stage_cells'])} non-increasing integers in 1..{len(PRIMITIVES)} "
+            f"(one per stage), starting at {len(PRIMITIVES)}")
+
+
+def _skip_dropout_problem(s):
+    rate = s["skip_dropout"]
+    if _is_rate(rate) or (isinstance(rate, list) and len(rate) == len(s["stage_cells"]) and all(map(_is_rate, rate))):
+        return None
+    return f"skip_dropout={rate!r}: allowed a rate in [0, 1) or {len(s['stage_cells'])} of them (one per stage)"
+
+
+def _warmup_problem(s):
+    if s["warmup_epochs"] < s["search_epochs"]: return None
+    return f"warmup_epochs={s['warmup_epochs']!r}: allowed an integer in [0, search_epochs={s['search_epochs']!r})"
+
+
+def _settings_problems(values: dict) -> str | None:
+    "What is wrong with the stage settings as the preset and the given values make them (the rest needs valid stage_cells)."
+    settings = pdarts_settings(values)
+    problems = [_stage_cells_problem(settings)]
+    if problems[0] is None: problems = [f(settings) for f in (_stage_ops_problem, _skip_dropout_problem)]
+    problems.append(_warmup_problem(settings))
+    return "; ".join(p for p in problems if p) or None
+
+
+def _preset(kind: str, doc: str, **bounds) -> Param:
+    return Param(kind, None, f"{doc} (default: the preset's)", nullable=True, **bounds)
+
+
 @takes(
-    Rule(("stage_cells",), lambda a: None if len(a["stage_cells"]) >= 1 and all(_is_int(c, 3) for c in a["stage_cells"])
-         and all(p <= q for p, q in zip(a["stage_cells"], a["stage_cells"][1:])) else
-         f"stage_cells={a['stage_cells']!r}: allowed a non-empty list of non-decreasing integers >= 3 (cells of each stage's supernet)"),
-    Rule(("stage_ops", "stage_cells"), lambda a: None if len(a["stage_ops"]) == len(a["stage_cells"])
-         and all(_is_int(o, 1) for o in a["stage_ops"]) and a["stage_ops"][0] == len(PRIMITIVES)
-         and all(p >= q for p, q in zip(a["stage_ops"], a["stage_ops"][1:])) else
-         f"stage_ops={a['stage_ops']!r}: allowed {len(a['stage_cells'])} non-increasing integers in 1..{len(PRIMITIVES)} "
-         f"(one per stage), starting at {len(PRIMITIVES)}"),
-    Rule(("skip_dropout", "stage_cells"), lambda a: None if _is_rate(a["skip_dropout"]) or (
-         isinstance(a["skip_dropout"], list) and len(a["skip_dropout"]) == len(a["stage_cells"])
-         and all(map(_is_rate, a["skip_dropout"]))) else
-         f"skip_dropout={a['skip_dropout']!r}: allowed a rate in [0, 1) or {len(a['stage_cells'])} of them (one per stage)"),
-    Rule(("warmup_epochs", "search_epochs"), lambda a: None if a["warmup_epochs"] < a["search_epochs"] else
-         f"warmup_epochs={a['warmup_epochs']!r}: allowed an integer in [0, search_epochs={a['search_epochs']!r})"),
+    Rule(("preset", "stage_cells", "stage_ops", "skip_dropout", "warmup_epochs", "search_epochs"), _settings_problems),
+    preset=Param("choice", "cpu", "defaults for the settings below: 'cpu' (sized for digits and mnist5k on a CPU) or "
+                 "'paper' (Chen et al.'s CIFAR-10 search and 20-cell network, for a GPU)", choices=tuple(PDARTS_PRESETS)),
     search_every=Param("int", 2, "rounds between searches (the derived cell is reused in between)", low=1, high=1000),
-    channels=Param("int", 16, "initial channels of the derived network", low=1, high=512),
-    cells=Param("int", 3, "cells of the derived network (a normal cell and two reductions at least)", low=3, high=50),
-    search_channels=Param("int", 8, "initial channels of the supernet", low=1, high=256),
-    stage_cells=Param("list", [3, 4, 5], "cells of each stage's supernet"),
-    stage_ops=Param("list", [8, 5, 3], "operations kept per edge at each stage"),
-    search_epochs=Param("int", 5, "epochs of each search stage", low=1, high=1000),
-    warmup_epochs=Param("int", 1, "first epochs of each stage that train the weights only", low=0, high=999),
-    weight_lr=Param("float", 0.05, "learning rate of the supernet's weights", low=0.0, low_open=True, high=10.0),
-    arch_lr=Param("float", 3e-3, "learning rate of the architecture parameters", low=0.0, low_open=True, high=10.0),
-    skip_dropout=Param("json", [0.0, 0.4, 0.7], "dropout on skip connections: a rate, or one per stage"),
-    max_skip=Param("int", 2, "skip connections allowed in the derived normal cell", low=0, high=8),
-    min_epoch_steps=Param("int", 5, "optimiser steps per search epoch at least (small labelled sets)", low=1, high=100_000),
+    channels=_preset("int", "initial channels of the derived network", low=1, high=512),
+    cells=_preset("int", "cells of the derived network (a normal cell and two reductions at least)", low=3, high=50),
+    search_channels=_preset("int", "initial channels of the supernet", low=1, high=256),
+    stage_cells=Param("list", None, "cells of each stage's supernet (default: the preset's)", nullable=True),
+    stage_ops=Param("list", None, "operations kept per edge at each stage (default: the preset's)", nullable=True),
+    search_epochs=_preset("int", "epochs of each search stage", low=1, high=1000),
+    warmup_epochs=_preset("int", "first epochs of each stage that train the weights only", low=0, high=999),
+    weight_lr=_preset("float", "learning rate of the supernet's weights", low=0.0, low_open=True, high=10.0),
+    arch_lr=_preset("float", "learning rate of the architecture parameters", low=0.0, low_open=True, high=10.0),
+    skip_dropout=Param("json", None, "dropout on skip connections: a rate, or one per stage (default: the preset's)",
+                       nullable=True),
+    max_skip=_preset("int", "skip connections allowed in the derived normal cell", low=0, high=8),
+    min_stage_steps=_preset("int", "weight steps of a search stage at least, whatever the labelled-set size", low=1,
+                            high=1_000_000),
     arch_data=Param("choice", "validation", "what trains the architecture: the `validation` set or `half` of the labels",
                     choices=("validation", "half")))
-def pdarts(ctx: RoundContext, *, search_every, channels, cells, search_channels, stage_cells, stage_ops, search_epochs,
-           warmup_epochs, weight_lr, arch_lr, skip_dropout, max_skip, min_epoch_steps, arch_data) -> RoundFit:
+def pdarts(ctx: RoundContext, *, preset, search_every, arch_data, **given) -> RoundFit:
     "One round of PDARTS: search a cell (at round 0 and every `search_every` rounds) or reuse the last, then fit the derived network."
     check_pdarts(ctx.in_shape, ctx.n_classes)
+    settings = pdarts_settings({"preset": preset, **given})
     kept = ctx.previous or {}
     search = None
     if "genotype" in kept and ctx.round - kept["searched_round"] < search_every:
@@ -453,15 +521,13 @@ def pdarts(ctx: RoundContext, *, search_every, channels, cells, search_channels,
     else:
         options = ctx.fit_options
         use_val = arch_data == "validation"
+        search_settings = {k: v for k, v in settings.items() if k not in ("channels", "cells")}
         search = pdarts_search(ctx.x, ctx.y, ctx.val_x if use_val else None, ctx.val_y if use_val else None, ctx.n_classes,
-                               stage_cells=stage_cells, stage_ops=stage_ops, search_channels=search_channels,
-                               search_epochs=search_epochs, warmup_epochs=warmup_epochs, weight_lr=weight_lr,
-                               arch_lr=arch_lr, skip_dropout=skip_dropout, max_skip=max_skip,
-                               min_epoch_steps=min_epoch_steps, batch_size=options.get("batch_size", 64), seed=ctx.seeds("search"),
+                               **search_settings, batch_size=options.get("batch_size", 64), seed=ctx.seeds("search"),
                                device=options.get("device", "auto"), augment=options.get("augment"))
         genotype, searched_round = search.genotype, ctx.round
     model, result = fit_new_model(ctx, lambda: make_pdarts_model(genotype, ctx.in_shape, ctx.n_classes, ctx.dropout,
-                                                                  channels=channels, cells=cells))
+                                                                  channels=settings["channels"], cells=settings["cells"]))
     return RoundFit(model, result, _round_summary(model, genotype, search is not None, searched_round, search),
                     keep={"genotype": genotype.to_dict(), "searched_round": searched_round})
 

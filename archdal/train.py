@@ -149,7 +149,7 @@ class FitResult:
     planned_steps: int = 0    # the budget; steps < planned_steps when early stopping ended the run
     period_steps: int = 0     # steps per evaluation period
 
-# %% ../nbs/02_train.ipynb #b4a49a92
+# %% ../nbs/02_train.ipynb #cccc314d
 def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
     "Index batches of shuffled passes over range(n), forever."
     while True:
@@ -162,7 +162,7 @@ def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | 
         optimizer: str = "sgd", weight_decay: float = 5e-4, batch_size: int = 64,
         augment: Callable | None = None, seed: int = 0, device: str | torch.device = "auto",
         progress: bool = False, min_steps: int = 500, period_steps: int = 25, warmup: int = 1,
-        schedule: str = "cosine") -> FitResult:
+        schedule: str = "cosine", kl_examples: int | None = None) -> FitResult:
     "Train `model` in place on (`x`, `y`) for `plan_budget`'s steps; keep the weights with the best validation accuracy."
     device = resolve_device(device)
     if len(x) == 0: raise ValueError("fit: the labelled set is empty")
@@ -170,6 +170,9 @@ def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | 
     if not (isinstance(patience, Integral) and patience >= 1): raise ValueError(f"patience={patience!r}; allowed: an integer >= 1")
     if not (isinstance(warmup, Integral) and warmup >= 0): raise ValueError(f"warmup={warmup!r}; allowed: an integer >= 0")
     if schedule not in SCHEDULES: raise ValueError(f"schedule={schedule!r}; allowed: {SCHEDULES}")
+    if not (kl_examples is None or (isinstance(kl_examples, Integral) and kl_examples >= 1)):
+        raise ValueError(f"kl_examples={kl_examples!r}; allowed: None (the labelled set's size) or an integer >= 1")
+    kl_examples = kl_examples or len(x)
     model.to(device)
     x, y = x.to(device), y.to(device)
     has_val = val_x is not None and len(val_x) > 0
@@ -197,8 +200,8 @@ def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | 
                 # a body sampling its structure (depth dropout) draws a new one per call: average over them
                 loss = sum(F.cross_entropy(model(xb), y[idx]) for _ in range(samples)) / samples
                 kl = model.kl_divergence()
-                if kl is not None:  # negative ELBO per labelled example, the KL warmed up over the first periods
-                    loss = loss + kl_weight * kl / len(x)
+                if kl is not None:  # negative ELBO per example, the KL warmed up over the first periods
+                    loss = loss + kl_weight * kl / kl_examples
                 step += 1
                 if not torch.isfinite(loss): raise NonFiniteLoss(budget.epoch_of(step), loss.item(), lr, step=step)
                 for opt in optimisers: opt.zero_grad(set_to_none=True)

@@ -1,10 +1,14 @@
 """Do the architecture optimisers optimise? Evidence for depth dropout (Kc, Li & Gilany, NeurIPS 2021) and
 BBDropout (Lee et al. 2019) inside the active-learning loop, on the 5,000 real MNIST digits (`mnist5k`).
 
-Protocol: random acquisition (so the architecture is the only thing that changes), 2 labels per class
-initially, `--budget` labels per round, `--rounds` rounds, `--seeds` seeds, `fit`'s default step budget. Runs:
-`depth_dropout` (CPU preset) against fixed `cnn` of depth 1, 2 and 3; `bbdropout` against the same network
-without gates (`cnn` width 64, embed_dim 256, no body dropout: the skeleton bbdropout gates). Targets (issue 12):
+Depth dropout, in the loop: random acquisition (so the architecture is the only thing that changes), 2 labels per
+class initially, `--budget` labels per round, `--rounds` rounds, `--seeds` seeds, `fit`'s default step budget;
+`depth_dropout` (CPU preset) against fixed `cnn` of depth 1, 2 and 3.
+
+BBDropout, one round at each of `--bb-labels` (with random acquisition a round of the loop is a random labelled set
+of that size): `bbdropout` (defaults; its KL divided by the pool's 3,600 images, as in the loop) against the same
+network without gates (`cnn` width 64, embed_dim 256, no body dropout: the skeleton bbdropout gates), both through
+`train_round` on the same labelled set and 400 validation images. Targets (issue 12):
 
 - depth dropout: inferred depth grows with the labelled set (Spearman rho > 0 across rounds in every seed), and its
   test accuracy is within 2 points of the best fixed `cnn` depth from the third round on;
@@ -24,12 +28,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from gal_orderings import markdown  # bench/ is on the path when a script here runs
+from reporting import markdown, write_report  # bench/ is on the path when a script here runs
 
 ARCHS = {"depth_dropout": ("depth_dropout", {}), "cnn depth 1": ("cnn", {"depth": 1}),
-         "cnn depth 2": ("cnn", {"depth": 2}), "cnn depth 3": ("cnn", {"depth": 3}),
-         "bbdropout": ("bbdropout", {}),
-         "unpruned (cnn width 64, no gates)": ("cnn", {"width": 64, "embed_dim": 256, "body_dropout": 0.0})}
+         "cnn depth 2": ("cnn", {"depth": 2}), "cnn depth 3": ("cnn", {"depth": 3})}
+UNPRUNED = {"width": 64, "embed_dim": 256, "body_dropout": 0.0}  # bbdropout's network without its gates
 
 
 def one_run(job) -> list[dict]:
@@ -74,53 +77,76 @@ def depth_table(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return per_round, per_seed
 
 
-def pruning_table(rows: pd.DataFrame) -> pd.DataFrame:
-    "Per round: units pruned, accuracy of bbdropout and of the unpruned network, parameters."
-    bb = rows[rows.name == "bbdropout"].groupby("n_labelled")
-    dense = rows[rows.name.str.startswith("unpruned")].groupby("n_labelled")
-    return pd.DataFrame({"units pruned (mean)": (1 - bb.kept_fraction.mean()).round(3),
-                         "bbdropout accuracy": bb.test_accuracy.mean().round(3),
-                         "unpruned accuracy": dense.test_accuracy.mean().round(3),
-                         "loss (points)": ((dense.test_accuracy.mean() - bb.test_accuracy.mean()) * 100).round(1),
-                         "pruned parameters (mean)": bb.n_params.mean().round(0),
-                         "unpruned parameters": dense.n_params.mean().round(0)})
-
-
-def inference_times(seed: int, n_labelled: int, repeats: int = 5) -> dict:
-    "CPU seconds per 1,000 test images of one bbdropout fitted on `n_labelled` labels: pruned vs all units kept."
+def pruning_run(job) -> list[dict]:
+    "bbdropout and its unpruned network fitted on one random labelled set; inference timed on the pruned one."
+    seed, n_labelled, timed = job
+    os.environ["OMP_NUM_THREADS"] = "1"
     import torch
+    torch.set_num_threads(1)
+    from archdal.archopt import RoundContext, train_round
     from archdal.data import load_dataset
-    from archdal.models import make_model
-    from archdal.train import evaluate, fit
+    from archdal.train import derive_seed, evaluate
     data = load_dataset("mnist5k")
     order = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(seed))
-    torch.manual_seed(seed)
-    model = make_model("bbdropout", data.in_shape, data.n_classes)
-    fit(model, data.train_x[order[:n_labelled]], data.train_y[order[:n_labelled]], data.train_x[order[-400:]],
-        data.train_y[order[-400:]], device="cpu", seed=seed)
+    lab, val = order[:n_labelled], order[-400:]
+    ctx = RoundContext(data.train_x[lab], data.train_y[lab], data.train_x[val], data.train_y[val], data.in_shape,
+                       data.n_classes, 0, 0.25, dict(device="cpu", batch_size=32),
+                       lambda purpose, *keys: derive_seed(seed, 0, purpose, *keys), pool_size=len(data.train_y) - 400)
+    rows = []
+    for name, arch, kwargs in (("bbdropout", "bbdropout", {}), ("unpruned", "cnn", UNPRUNED)):
+        start = time.process_time()
+        fitted = train_round(arch, ctx, kwargs)
+        rows.append({"network": name, "seed": seed, "labels": n_labelled,
+                     "test_accuracy": evaluate(fitted.model, data.test_x, data.test_y, device="cpu")["accuracy"],
+                     "n_params": fitted.summary["n_params"], "fit_cpu_s": round(time.process_time() - start, 1),
+                     **{k: fitted.summary.get(k) for k in ("kept_fraction", "expected_fraction", "kept_width",
+                                                           "expected_width")}})
+        if name == "bbdropout" and timed: rows[-1]["inference"] = inference_times(fitted.model, data)
+    return rows
+
+
+def pruning_table(rows: pd.DataFrame) -> pd.DataFrame:
+    "Per labelled-set size: units pruned (by the threshold and in expectation), accuracies, loss, parameters."
+    bb = rows[rows.network == "bbdropout"].groupby("labels")
+    dense = rows[rows.network == "unpruned"].groupby("labels")
+    return pd.DataFrame({"units pruned (threshold)": (1 - bb.kept_fraction.mean()).round(3),
+                         "units pruned (expected width)": (1 - bb.expected_fraction.mean()).round(3),
+                         "bbdropout accuracy": bb.test_accuracy.mean().round(4),
+                         "unpruned accuracy": dense.test_accuracy.mean().round(4),
+                         "loss (points)": ((dense.test_accuracy.mean() - bb.test_accuracy.mean()) * 100).round(1),
+                         "loss per seed (points)": [" ".join(f"{100 * (d - b):.1f}" for b, d in zip(
+                             bb.get_group(n).sort_values("seed").test_accuracy,
+                             dense.get_group(n).sort_values("seed").test_accuracy)) for n in bb.groups],
+                         "pruned parameters (mean)": bb.n_params.mean().round(0),
+                         "unpruned parameters": dense.n_params.mean().round(0),
+                         "bbdropout fit CPU s": bb.fit_cpu_s.mean().round(0),
+                         "unpruned fit CPU s": dense.fit_cpu_s.mean().round(0)})
+
+
+def inference_times(model, data, repeats: int = 5) -> dict:
+    "CPU milliseconds per 1,000 test images of a fitted bbdropout: pruned, and with every unit kept (threshold 0)."
+    import torch
+    from archdal.train import evaluate
     model.eval()
     x = data.test_x[:1000]
 
-    def cpu_seconds() -> float:
+    def cpu_ms() -> float:
         with torch.no_grad():
             model(x)
             start = time.process_time()
             for _ in range(repeats): model(x)
-            return (time.process_time() - start) / repeats
+            return (time.process_time() - start) / repeats * 1000
 
-    pruned_seconds, summary = cpu_seconds(), model.summary()
-    pruned_accuracy = evaluate(model, data.test_x, data.test_y, device="cpu")["accuracy"]
+    pruned_ms, summary = cpu_ms(), model.summary()
     thresholds = [g.threshold for g in model.body.gates()]
     for g in model.body.gates(): g.threshold = 0.0   # keep every unit: the same code path at full width
-    full_seconds, full = cpu_seconds(), model.summary()
+    full_ms, full = cpu_ms(), model.summary()
     full_accuracy = evaluate(model, data.test_x, data.test_y, device="cpu")["accuracy"]
     for g, t in zip(model.body.gates(), thresholds): g.threshold = t
-    return {"labels": n_labelled, "kept width": summary["kept_width"], "full width": summary["full_width"],
+    return {"kept width": summary["kept_width"], "full width": summary["full_width"],
             "pruned parameters": summary["n_params"], "full parameters": full["n_params"],
-            "pruned CPU ms / 1,000 images": round(pruned_seconds * 1000, 1),
-            "full CPU ms / 1,000 images": round(full_seconds * 1000, 1),
-            "time ratio": round(pruned_seconds / full_seconds, 2),
-            "pruned test accuracy": pruned_accuracy, "all-units test accuracy": full_accuracy}
+            "pruned CPU ms / 1,000 images": round(pruned_ms, 1), "full CPU ms / 1,000 images": round(full_ms, 1),
+            "time ratio": round(pruned_ms / full_ms, 2), "all-units test accuracy": full_accuracy}
 
 
 def main(argv=None) -> None:
@@ -129,33 +155,38 @@ def main(argv=None) -> None:
     parser.add_argument("--budget", type=int, default=40)
     parser.add_argument("--rounds", type=int, default=7, help="7 x 40 + 20 = 300 labels")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--only", nargs="+", choices=list(ARCHS), default=list(ARCHS))
+    parser.add_argument("--bb-labels", type=int, nargs="+", default=[200, 300])
+    parser.add_argument("--only", nargs="+", choices=["depth", "bbdropout"], default=["depth", "bbdropout"])
     parser.add_argument("--out", type=Path, default=Path("reports/runs/archopt_evidence"))
     parser.add_argument("--report", type=Path, default=Path("reports/archopt_evidence.md"))
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    jobs = [(name, seed, args) for name in args.only for seed in args.seeds]
+    loop_jobs = [(name, seed, args) for name in ARCHS for seed in args.seeds] if "depth" in args.only else []
+    bb_jobs = [(seed, n, seed == args.seeds[0] and n == max(args.bb_labels)) for n in args.bb_labels
+               for seed in args.seeds] if "bbdropout" in args.only else []
     with ProcessPoolExecutor(args.workers) as pool:
-        rows = pd.DataFrame([row for result in pool.map(one_run, jobs) for row in result])
-    wall = rows.groupby(["name", "seed"])[["fit_seconds", "query_seconds"]].sum().sum(axis=1).groupby("name").mean()
+        bb_results = pool.map(pruning_run, bb_jobs)  # both kinds of job share the workers
+        rows = pd.DataFrame([row for result in pool.map(one_run, loop_jobs) for row in result])
+        bb_rows = pd.DataFrame([row for result in bb_results for row in result])
     parts = [f"# Architecture optimisers: evidence on mnist5k\n\nMade by `python bench/archopt_evidence.py --seeds "
-             f"{' '.join(map(str, args.seeds))} --budget {args.budget} --rounds {args.rounds}` on "
-             f"{platform.machine()}, {args.workers} workers, {time.strftime('%Y-%m-%d')}, "
-             f"{time.perf_counter() - started:.0f} s. Random acquisition, 20 initial labels, {args.budget} per round, "
-             f"mean over {len(args.seeds)} seeds; test accuracy on the 1,000 test images.\n",
-             "## Seconds per run (fit + query, mean over seeds)\n\n" + markdown(wall.round(0).rename("seconds").to_frame())]
-    if "depth_dropout" in args.only:
+             f"{' '.join(map(str, args.seeds))} --budget {args.budget} --rounds {args.rounds} --bb-labels "
+             f"{' '.join(map(str, args.bb_labels))}` on {platform.machine()}, {args.workers} workers, "
+             f"{time.strftime('%Y-%m-%d')}, {time.perf_counter() - started:.0f} s; mean over {len(args.seeds)} seeds, "
+             f"test accuracy on the 1,000 test images. See the script's docstring for the protocol.\n"]
+    if len(rows):
+        wall = rows.groupby(["name", "seed"])[["fit_seconds", "query_seconds"]].sum().sum(axis=1).groupby("name").mean()
         per_round, per_seed = depth_table(rows)
-        parts += ["## Depth dropout against fixed depths\n\n" + markdown(per_round), markdown(per_seed, index=False)]
-    if "bbdropout" in args.only:
-        parts += ["## BBDropout against the unpruned network\n\n" + markdown(pruning_table(rows)),
-                  "Inference, one bbdropout fitted on 300 labels (seed 0), 1,000 test images:\n\n"
-                  + markdown(pd.DataFrame([inference_times(args.seeds[0], 20 + args.budget * args.rounds)]), index=False)]
-    parts.append("Per run:\n\n" + markdown(rows.drop(columns=["kept_width"]).round(4), index=False))
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    args.report.write_text("\n\n".join(parts) + "\n")
-    print("\n\n".join(parts[:-1]))
-    print(f"wrote {args.report}")
+        parts += ["## Depth dropout against fixed depths (random acquisition, 20 initial labels, "
+                  f"{args.budget} per round)\n\n" + markdown(per_round), markdown(per_seed, index=False),
+                  "Seconds per run (fit + query, mean over seeds):\n\n" + markdown(wall.round(0).rename("seconds").to_frame())]
+    if len(bb_rows):
+        timing = [r for r in bb_rows.get("inference", pd.Series(dtype=object)).dropna()]
+        parts += ["## BBDropout against the unpruned network\n\n" + markdown(pruning_table(bb_rows))]
+        if timing: parts.append(f"Inference of the bbdropout fitted on {max(args.bb_labels)} labels (seed "
+                                f"{args.seeds[0]}), 1,000 test images:\n\n" + markdown(pd.DataFrame(timing), index=False))
+        parts.append("Per fit:\n\n" + markdown(bb_rows.drop(columns=["inference"], errors="ignore").round(4), index=False))
+    if len(rows): parts.append("Per round of the depth runs:\n\n" + markdown(rows.drop(columns=["kept_width"]).round(4), index=False))
+    write_report(args.report, parts)
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ def test_an_invalid_parameter_is_named_before_any_work(valid_values, bad_field, 
     (dict(arch="cnn", arch_kwargs={"width": 100_000}), "width=100000: allowed an integer in [1, 1024]"),
     (dict(arch="cnn", arch_kwargs={"depth": 10_000}), "depth=10000: allowed an integer in [1, 32]"),
     (dict(arch="depth_dropout", arch_kwargs={"K": 10**6}), "K=1000000: allowed None or an integer in [1, 64]"),
-    (dict(arch="pdarts", arch_kwargs={"channels": 10**5}), "channels=100000: allowed an integer in [1, 512]"),
+    (dict(arch="pdarts", arch_kwargs={"channels": 10**5}), "channels=100000: allowed None or an integer in [1, 512]"),
 ])
 def test_data_dependent_problems_are_named_before_training(bad, named, tmp_path, monkeypatch):
     def no_training(*args, **kwargs): raise AssertionError("training started")

@@ -51,9 +51,12 @@ def test_readme_command_form_for_fixed_and_optimised_architectures(tmp_path, arc
     "The direct form of the README: papermill's command line with -p arch <name>."
     params = [a for k, v in {**TINY, "rounds": 1, "epochs": 1, "min_steps": 0, "out_dir": str(tmp_path / "runs")}.items()
               for a in ("-p", k, str(v))]
+    # pdarts's CPU preset searches at least 150 steps a stage: 10 keep this test quick
+    arch_kwargs = {"min_stage_steps": 10} if arch == "pdarts" else {}
+    extra = ["-y", "arch_kwargs: {min_stage_steps: 10}"] if arch_kwargs else []
     subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOK), str(tmp_path / "out.ipynb"),
-                    "-p", "arch", arch, *params], cwd=REPO, check=True, capture_output=True)
-    run_dir = run_dir_for(ExperimentConfig(arch=arch, out_dir=str(tmp_path / "runs")))
+                    "-p", "arch", arch, *params, *extra], cwd=REPO, check=True, capture_output=True)
+    run_dir = run_dir_for(ExperimentConfig(arch=arch, arch_kwargs=arch_kwargs, out_dir=str(tmp_path / "runs")))
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     assert len(history) == 2 and all(row["arch_summary"]["n_params"] == row["n_params"] > 0 for row in history)
     assert (run_dir / "arch_summary.png").exists()
