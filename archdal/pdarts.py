@@ -425,7 +425,7 @@ def pdarts_search(x: torch.Tensor, y: torch.Tensor, arch_x: torch.Tensor | None,
             candidates = kept
     return SearchResult(stages[-1].genotype, stages, arch_data, time.perf_counter() - start)
 
-# %% ../nbs/04b_pdarts.ipynb #ed906415
+# %% ../nbs/04b_pdarts.ipynb #d47485bf
 def _round_summary(model: ALModel, genotype: Genotype, searched: bool, searched_round: int,
                    search: SearchResult | None) -> dict:
     return {**model.summary(), "genotype": genotype.to_dict(), "searched": searched, "searched_round": searched_round,
@@ -436,7 +436,7 @@ def _round_summary(model: ALModel, genotype: Genotype, searched: bool, searched_
 
 PDARTS_PRESETS = {
     "cpu": dict(channels=16, cells=3, search_channels=8, stage_cells=[3, 4, 5], stage_ops=[8, 5, 3], search_epochs=5,
-                warmup_epochs=1, weight_lr=0.05, arch_lr=3e-3, skip_dropout=[0.0, 0.4, 0.7], max_skip=2,
+                warmup_epochs=1, weight_lr=0.05, arch_lr=0.03, skip_dropout=[0.0, 0.4, 0.7], max_skip=2,
                 min_stage_steps=150),
     "paper": dict(channels=36, cells=20, search_channels=16, stage_cells=[5, 11, 17], stage_ops=[8, 5, 3],
                   search_epochs=25, warmup_epochs=10, weight_lr=0.025, arch_lr=6e-4, skip_dropout=[0.0, 0.4, 0.7],

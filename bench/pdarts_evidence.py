@@ -34,16 +34,16 @@ def one_seed(job) -> list[dict]:
     from archdal.pdarts import (EDGES, PDARTS_PRESETS, PRIMITIVES, derive_genotype, make_pdarts_model,
                                 pdarts_search)
     from archdal.train import evaluate, fit, seeded
-    data = load_dataset("mnist5k")
+    data = load_dataset(args.dataset)
     order = torch.randperm(len(data.train_y), generator=torch.Generator().manual_seed(seed))
     x, y = data.train_x[order[:args.labels]], data.train_y[order[:args.labels]]
-    vx, vy = data.train_x[order[-400:]], data.train_y[order[-400:]]
-    preset = dict(PDARTS_PRESETS["cpu"])
+    vx, vy = data.train_x[order[-args.val:]], data.train_y[order[-args.val:]]
+    preset = dict(PDARTS_PRESETS["cpu"], **({"min_stage_steps": args.stage_steps} if args.stage_steps else {}))
     channels, cells = preset.pop("channels"), preset.pop("cells")
     search = pdarts_search(x, y, vx, vy, data.n_classes, **preset, batch_size=32, seed=seed, device="cpu")
 
     def fitted(genotype, key: int) -> dict:
-        with seeded(1000 * seed + key, "cpu"):
+        with seeded(1000 * seed + key, torch.device("cpu")):
             model = make_pdarts_model(genotype, data.in_shape, data.n_classes, 0.25, channels=channels, cells=cells)
         start = time.process_time()
         result = fit(model, x, y, vx, vy, batch_size=32, seed=seed, device="cpu")
@@ -73,9 +73,12 @@ def one_seed(job) -> list[dict]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--dataset", default="mnist5k", help="digits costs about a sixteenth: 8 x 8 images")
     parser.add_argument("--labels", type=int, default=200)
+    parser.add_argument("--val", type=int, default=400, help="validation images (alpha's data)")
     parser.add_argument("--random", type=int, default=3, help="random genotypes per seed")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--stage-steps", type=int, default=None, help="override the preset's min_stage_steps (smoke tests)")
     parser.add_argument("--report", type=Path, default=Path("reports/pdarts_evidence.md"))
     args = parser.parse_args(argv)
     started = time.perf_counter()
@@ -83,9 +86,9 @@ def main(argv=None) -> None:
         rows = pd.DataFrame([row for result in pool.map(one_seed, [(s, args) for s in args.seeds]) for row in result])
     searched = rows[rows.network == "searched"].set_index("seed")
     random = rows[rows.network != "searched"].groupby("seed")
-    per_seed = pd.DataFrame({"searched accuracy": searched.test_accuracy,
+    per_seed = pd.DataFrame({"searched accuracy": searched.test_accuracy.round(4),
                              "random genotypes (mean)": random.test_accuracy.mean().round(4),
-                             "random genotypes (best)": random.test_accuracy.max(),
+                             "random genotypes (best)": random.test_accuracy.max().round(4),
                              "searched - random mean (points)": ((searched.test_accuracy - random.test_accuracy.mean())
                                                                  * 100).round(1),
                              "searched parameters": searched.parameters,
@@ -94,11 +97,12 @@ def main(argv=None) -> None:
                              "alpha entropy by stage (start>end, nats)": searched["alpha entropy by stage (start>end, nats)"],
                              "fraction of uniform at stage end": searched["fraction of uniform at stage end"]})
     wins = int((per_seed["searched - random mean (points)"] > 0).sum())
-    parts = [f"# PDARTS: searched against random genotypes on mnist5k\n\nMade by `python bench/pdarts_evidence.py "
-             f"--seeds {' '.join(map(str, args.seeds))} --labels {args.labels} --random {args.random}` on "
+    parts = [f"# PDARTS: searched against random genotypes on {args.dataset}\n\nMade by `python bench/pdarts_evidence.py "
+             f"--dataset {args.dataset} --seeds {' '.join(map(str, args.seeds))} --labels {args.labels} --val {args.val} "
+             f"--random {args.random}{f' --stage-steps {args.stage_steps}' if args.stage_steps else ''}` on "
              f"{platform.machine()}, {args.workers} workers, {time.strftime('%Y-%m-%d')}, "
-             f"{time.perf_counter() - started:.0f} s. `pdarts`'s CPU preset; {args.labels} labels, 400 validation "
-             f"images (α's data), 1,000 test images; random genotypes within 15 % of the searched one's parameters.",
+             f"{time.perf_counter() - started:.0f} s. `pdarts`'s CPU preset; {args.labels} labels, {args.val} validation "
+             f"images (α's data), {args.dataset}'s test images; random genotypes within 15 % of the searched one's parameters.",
              markdown(per_seed),
              f"Searched above the random mean in {wins} of {len(per_seed)} seeds; mean difference "
              f"{per_seed['searched - random mean (points)'].mean():.1f} points.",
