@@ -24,6 +24,7 @@ def test_strategy_with_cnn(strategy, tmp_path):
 
 
 ARCHS = sorted(set(list_models()) | set(ARCH_OPTIMISERS)) + ["select:cnn,mlp"]
+QUICK = {"pdarts": {"min_stage_steps": 10}}  # its CPU preset searches at least 150 steps a stage: minutes on a CPU
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -31,5 +32,5 @@ def test_arch_with_a_model_based_strategy(arch, tmp_path):
     strategies = list_strategies()
     strategy = strategies[ARCHS.index(arch) % len(strategies)]  # spread strategies over architectures
     if strategy == "random": strategy = "bald"
-    config = ExperimentConfig(arch=arch, strategy=strategy, out_dir=str(tmp_path), **TINY)
+    config = ExperimentConfig(arch=arch, strategy=strategy, arch_kwargs=QUICK.get(arch, {}), out_dir=str(tmp_path), **TINY)
     check_run(run_experiment(config), config)
