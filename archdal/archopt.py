@@ -22,8 +22,8 @@ from .train import FitResult, fit, resolve_device, seeded
 __all__ = ['SELECT_PREFIX', 'EVAL_STRUCTURE_SEED', 'DEPTH_DROPOUT_PRESETS', 'EULER_GAMMA', 'INITIAL_GATE_A', 'RoundContext',
            'RoundFit', 'fit_new_model', 'ArchOptimiser', 'register_arch_optimiser', 'list_archs', 'select_candidates',
            'check_arch', 'is_arch_name', 'supports_warm_start', 'train_round', 'select_architecture',
-           'BetaBernoulliDepth', 'MaskedResidualBlock', 'DepthDropoutBody', 'depth_dropout', 'kl_kumaraswamy_beta',
-           'BetaBernoulliGates', 'PrunedGatedCNN', 'GatedCNNBody', 'bbdropout']
+           'BetaBernoulliDepth', 'MaskedResidualBlock', 'DepthDropoutBody', 'preset_param', 'with_preset',
+           'depth_dropout', 'kl_kumaraswamy_beta', 'BetaBernoulliGates', 'PrunedGatedCNN', 'GatedCNNBody', 'bbdropout']
 
 # %% ../nbs/04_archopt.ipynb #1f4594d3
 @dataclass
@@ -256,7 +256,7 @@ class DepthDropoutBody(nn.Module):
                 "depth": depth + 2,  # convolutions and linear layers run: the stem, the blocks, the head
                 "layer_probs": [round(p, 4) for p in self.depth.layer_probs().tolist()]}
 
-# %% ../nbs/04_archopt.ipynb #d5863f88
+# %% ../nbs/04_archopt.ipynb #195e3522
 DEPTH_DROPOUT_PRESETS = {
     "cpu": dict(K=12, width=32, a=1.0, b=10.0, init_a=1.1, init_b=1.0, temperature=0.5, threshold=0.01, samples=2),
     "paper": dict(K=20, width=64, a=1.0, b=10.0, init_a=1.1, init_b=1.0, temperature=0.5, threshold=0.01, samples=2),
@@ -267,27 +267,32 @@ def _positive(default: float, doc: str, high: float = 1e6) -> Param:
     return Param("float", default, doc, low=0.0, low_open=True, high=high)
 
 
-def _from_preset(kind: str, doc: str, **bounds) -> Param:
-    "A parameter whose default (None) is the preset's value."
+def preset_param(kind: str, doc: str, **bounds) -> Param:
+    "A parameter whose default (None) is its preset's value (see `with_preset`)."
     return Param(kind, None, f"{doc} (default: the preset's)", nullable=True, **bounds)
+
+
+def with_preset(presets: dict, preset: str, given: dict) -> dict:
+    "The settings of `presets[preset]`, each overridden by the value in `given` when that is not None."
+    return {**presets[preset], **{k: v for k, v in given.items() if k in presets[preset] and v is not None}}
 
 
 @MODELS.register("depth_dropout")
 @takes(preset=Param("choice", "cpu", "defaults for the rest: 'cpu' (K 12, width 32) or 'paper' (K 20, width 64); "
                     "both a=1, b=10, init 1.1/1.0, temperature 0.5, threshold 0.01, 2 samples",
                     choices=tuple(DEPTH_DROPOUT_PRESETS)),
-       K=_from_preset("int", "residual blocks of the over-complete stack (the truncation)", low=1, high=64),
-       width=_from_preset("int", "channels of every block", low=1, high=1024),
-       a=_from_preset("float", "prior Beta(a, b) of the stick-breaking fractions ν", low=0.0, low_open=True, high=1e6),
-       b=_from_preset("float", "see a", low=0.0, low_open=True, high=1e6),
-       init_a=_from_preset("float", "initial posterior Beta(init_a, init_b) of every ν", low=0.0, low_open=True, high=1e6),
-       init_b=_from_preset("float", "see init_a", low=0.0, low_open=True, high=1e6),
-       temperature=_from_preset("float", "of the relaxed Bernoulli masks", low=0.0, low_open=True, high=100.0),
-       threshold=_from_preset("float", "ε: a mask above it is on", low=0.0, low_open=True, high=1.0, high_open=True),
-       samples=_from_preset("int", "structure samples averaged in the loss and in evaluation", low=1, high=64))
+       K=preset_param("int", "residual blocks of the over-complete stack (the truncation)", low=1, high=64),
+       width=preset_param("int", "channels of every block", low=1, high=1024),
+       a=preset_param("float", "prior Beta(a, b) of the stick-breaking fractions ν", low=0.0, low_open=True, high=1e6),
+       b=preset_param("float", "see a", low=0.0, low_open=True, high=1e6),
+       init_a=preset_param("float", "initial posterior Beta(init_a, init_b) of every ν", low=0.0, low_open=True, high=1e6),
+       init_b=preset_param("float", "see init_a", low=0.0, low_open=True, high=1e6),
+       temperature=preset_param("float", "of the relaxed Bernoulli masks", low=0.0, low_open=True, high=100.0),
+       threshold=preset_param("float", "ε: a mask above it is on", low=0.0, low_open=True, high=1.0, high_open=True),
+       samples=preset_param("int", "structure samples averaged in the loss and in evaluation", low=1, high=64))
 def depth_dropout(in_shape, preset, **given) -> tuple[nn.Module, int]:
     "Residual conv stack whose depth is inferred (Kc et al. 2021); see above."
-    settings = {**DEPTH_DROPOUT_PRESETS[preset], **{k: v for k, v in given.items() if v is not None}}
+    settings = with_preset(DEPTH_DROPOUT_PRESETS, preset, given)
     return DepthDropoutBody(in_shape, **settings), 4 * settings["width"]
 
 # %% ../nbs/04_archopt.ipynb #1f1efe4a
