@@ -21,9 +21,11 @@ $(BIN)/.archdal-installed: settings.ini setup.py pyproject.toml
 experiment: $(BIN)/.archdal-installed
 	mkdir -p reports/latest
 	$(BIN)/papermill nbs/experiment.ipynb reports/latest/experiment.ipynb $(PARAMS)
+	$(BIN)/jupyter trust reports/latest/experiment.ipynb  # JupyterLab then shows its explorers from the saved widget state
 
 publish: $(BIN)/.archdal-installed
 	$(BIN)/papermill nbs/experiment.ipynb reports/experiment.ipynb -p progress False
+	$(BIN)/jupyter trust reports/experiment.ipynb
 
 # tests/test_browser_widgets.py drives Debian's Chromium (never a browser downloaded by playwright): install it when
 # missing, with sudo when not root. If that fails the browser test says why and is skipped (fails where CI is set).
@@ -43,7 +45,7 @@ docs: $(BIN)/.archdal-installed
 test: $(BIN)/.archdal-installed chromium
 	git status --porcelain --untracked-files=no > .tracked-before-test 2>/dev/null || true
 	$(BIN)/ruff check .
-	OMP_NUM_THREADS=1 $(BIN)/nbdev_test
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --file_re '^([0-9]|index)'  # experiment and report run through papermill in tests/
 	$(BIN)/pytest -q --durations=15 tests
 	@git status --porcelain --untracked-files=no 2>/dev/null | diff -q .tracked-before-test - >/dev/null || \
 	  { echo "the tests changed tracked files:"; git status --porcelain --untracked-files=no; exit 1; }

@@ -31,7 +31,7 @@ from fastcore.basics import patch
 __all__ = ['DATASETS', 'MODELS', 'ARCH_OPTIMISERS', 'STRATEGIES', 'KINDS', 'SEAL', 'did_you_mean', 'Registry', 'ConfigError',
            'Param', 'Rule', 'ParamSpec', 'param', 'spec_of', 'takes', 'safe_name', 'arch_label', 'run_path',
            'RunFileCorrupt', 'RunConflict', 'RunInUse', 'RunDiskFull', 'RunDir', 'write_config', 'read_config',
-           'write_history', 'read_history', 'write_queries', 'read_queries']
+           'write_history', 'read_history', 'write_queries', 'read_queries', 'write_records', 'read_records']
 
 # %% ../nbs/00_core.ipynb #61297ca9
 def did_you_mean(value, allowed: Iterable[str]) -> str:
@@ -539,3 +539,28 @@ def read_queries(run: RunDir) -> dict:
     except RunFileCorrupt: raise
     except Exception as e:
         raise RunFileCorrupt(f"{run / 'queries.npz'} is unreadable ({type(e).__name__}: {e}); the file was not modified") from None
+
+# %% ../nbs/00_core.ipynb #71e17b7f
+def write_records(run: RunDir, records: Mapping[int, Mapping[str, object]]) -> None:
+    "Write `records.npz`: `round<r>_<field>` holds field `field` of round r's record."
+    import numpy as np
+    buffer = io.BytesIO()
+    np.savez(buffer, **{f"round{r}_{name}": np.asarray(value) for r, record in sorted(records.items())
+                        for name, value in record.items()})
+    run.write("records.npz", buffer.getvalue())
+
+
+def read_records(run: RunDir) -> dict:
+    "Round → {field: array} from `records.npz` ({} if absent); `RunFileCorrupt` if it cannot be read."
+    import numpy as np
+    if not run.exists("records.npz"): return {}
+    records = {}
+    try:
+        with np.load(io.BytesIO(run.read("records.npz"))) as stored:
+            for key in stored.files:
+                round, name = key.removeprefix("round").split("_", 1)
+                records.setdefault(int(round), {})[name] = stored[key]
+    except RunFileCorrupt: raise
+    except Exception as e:
+        raise RunFileCorrupt(f"{run / 'records.npz'} is unreadable ({type(e).__name__}: {e}); the file was not modified") from None
+    return dict(sorted(records.items()))

@@ -47,8 +47,8 @@ def seeded(seed: int, device: torch.device):
         torch.manual_seed(seed)
         yield
 
-# %% ../nbs/02_train.ipynb #b23f2b08
-SEED_PURPOSES = ("split", "init", "fit", "predict", "query", "search")
+# %% ../nbs/02_train.ipynb #93d979ee
+SEED_PURPOSES = ("split", "init", "fit", "predict", "query", "search", "record")
 
 
 def derive_seed(seed: int, round: int, purpose: str, *keys: int) -> int:
@@ -226,22 +226,27 @@ def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | 
                      curve[-1]["train_loss"], time.perf_counter() - start, curve, step, best_step, budget.steps,
                      budget.period)
 
-# %% ../nbs/02_train.ipynb #c0706698
+# %% ../nbs/02_train.ipynb #0d1c20a5
 @torch.no_grad()
 def evaluate(model: ALModel, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
              device: str | torch.device = "auto") -> dict:
-    "Accuracy and mean cross-entropy (from logits) of `model` on (`x`, `y`), in eval mode."
+    "Accuracy, mean cross-entropy (from logits) and the confusion matrix of `model` on (`x`, `y`), in eval mode."
     device = resolve_device(device)
     was_training = model.training
     model.eval().to(device)
-    correct, loss = 0, 0.0
+    correct, loss, confusion = 0, 0.0, None
     for part in batch_slices(len(x), batch_size):
         logits = model(x[part].to(device))
         target = y[part].to(device)
         loss += F.cross_entropy(logits, target, reduction="sum").item()
-        correct += (logits.argmax(1) == target).sum().item()
+        predicted = logits.argmax(1)
+        correct += (predicted == target).sum().item()
+        n_classes = logits.shape[1]
+        counts = torch.bincount(target * n_classes + predicted, minlength=n_classes * n_classes).cpu()
+        confusion = counts if confusion is None else confusion + counts
     model.train(was_training)
-    return {"accuracy": correct / len(x), "loss": loss / len(x)}
+    return {"accuracy": correct / len(x), "loss": loss / len(x),
+            "confusion": confusion.reshape(n_classes, n_classes).numpy()}  # row: true class, column: predicted
 
 
 @dataclass

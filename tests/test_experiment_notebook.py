@@ -44,6 +44,26 @@ def test_papermill_run_writes_results_and_chart(tmp_path):
     executed = nbformat.read(out, as_version=4)
     outputs = json.dumps([c.get("outputs", []) for c in executed.cells])
     assert "final test accuracy" in outputs and "image/png" in outputs
+    # what was queried and why: static pictures in the output and the run directory, checked to be drawn
+    for name in ("queried_images", "query_scores", "feature_map", "confusion"):
+        assert_drawn(run_dir / f"{name}.png")
+    assert "10 images chosen by badge with the round-1 model" in outputs and "cnn is a fixed network" in outputs
+    assert "archdal-class-table" in outputs
+    # the explorers, with their widget state saved so JupyterLab shows them on opening
+    assert outputs.count("application/vnd.jupyter.widget-view+json") >= 2
+    state = executed.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert any(w["state"].get("description") == "round" for w in state.values())
+    # no frontmatter cell in the output
+    assert executed.cells[0].cell_type == "markdown" and "skip_exec" not in json.dumps(executed.cells)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert {"queried_images.png", "feature_map.png", "records.npz"} <= set(manifest)
+
+
+def assert_drawn(path: Path) -> None:
+    "`path` is a PNG of some size with more than one colour in it (a chart Vega failed on is blank)."
+    from PIL import Image
+    image = Image.open(path).convert("RGB")
+    assert min(image.size) > 60 and len(image.getcolors(maxcolors=1 << 20) or [0, 0]) > 2, (path, image.size)
 
 
 @pytest.mark.parametrize("arch", ["resnet50", "select:cnn,mlp", "depth_dropout", "bbdropout", "pdarts"])
@@ -59,8 +79,13 @@ def test_readme_command_form_for_fixed_and_optimised_architectures(tmp_path, arc
     run_dir = run_dir_for(ExperimentConfig(arch=arch, arch_kwargs=arch_kwargs, out_dir=str(tmp_path / "runs")))
     history = [json.loads(line) for line in (run_dir / "history.jsonl").read_text().splitlines()]
     assert len(history) == 2 and all(row["arch_summary"]["n_params"] == row["n_params"] > 0 for row in history)
-    assert (run_dir / "arch_summary.png").exists()
-    if arch == "resnet50": assert history[0]["n_params"] > 20_000_000
+    outputs = json.dumps([c.get("outputs", []) for c in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells])
+    if arch == "resnet50":
+        assert history[0]["n_params"] > 20_000_000 and "resnet50 is a fixed network" in outputs
+        assert not (run_dir / "arch_summary.png").exists()
+    elif arch != "pdarts":  # what these optimisers choose changes from round to round: a chart, drawn (not blank)
+        assert_drawn(run_dir / "arch_summary.png")
+    if arch == "select:cnn,mlp": assert "selected" in outputs and "ERROR" not in outputs
 
 
 @pytest.mark.parametrize("bad, named", [({"budget": 0}, "budget=0"), ({"arch": "resnet"}, "arch='resnet'"),

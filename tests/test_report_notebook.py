@@ -13,7 +13,7 @@ from archdal.loop import ExperimentConfig, run_experiment
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "nbs" / "report.ipynb"
 TINY = dict(dataset="digits", budget=10, rounds=2, n_init_per_class=2, epochs=3, min_steps=0, patience=2, progress=False, device="cpu")
-CHARTS = ("learning_curves", "auc", "penalty")
+CHARTS = ("learning_curves", "auc", "strategy_rank_by_arch", "penalty", "penalty_by_arch")
 TABLES = ("runs", "learning_curves", "auc", "ranks", "paired_tests", "penalty_matrix", "penalty_matrix_by_dataset_arch",
           "variance_explained")
 
@@ -49,8 +49,10 @@ def test_report_on_a_small_grid(tmp_path):
     assert len(pd.read_csv(out_dir / "auc.csv")) == 8
     variance = pd.read_csv(out_dir / "variance_explained.csv")
     assert len(variance) == 8 and variance.groupby("metric").share.sum().round(9).eq(1).all()
-    outputs = json.dumps([c.get("outputs", []) for c in nbformat.read(executed, as_version=4).cells])
-    assert outputs.count("image/png") == 3 and "0 unfinished" in outputs
+    outputs = json.dumps([c.get("outputs", []) for c in nbformat.read(executed, as_version=4).cells], ensure_ascii=False)
+    assert outputs.count("image/png") == 5 and "0 unfinished" in outputs
+    assert "Few seeds: Only 2 seeds per architecture × strategy" in outputs  # two seeds: the t-tests have no power
+    assert nbformat.read(executed, as_version=4).cells[0].cell_type == "markdown"  # no frontmatter cell
 
 
 def test_no_runs_is_a_clear_error(tmp_path):
