@@ -8,6 +8,9 @@ VENV ?= .venv
 PYTHON ?= python3
 PARAMS ?=
 BIN = $(VENV)/bin
+# git's clean filter for nbs/*.ipynb (nbs/.gitattributes): outputs dropped, then nbdev_clean's format (its own
+# --clear_all would also drop the cells' tags, papermill's "parameters" among them)
+CLEAR_OUTPUTS = $(abspath $(BIN))/python -c 'import sys; from execnb.nbio import loads, nb2str; from nbdev.clean import _nbdev_clean; nb = loads(sys.stdin.read()); [c.update(outputs=[]) for c in nb[\"cells\"] if \"outputs\" in c]; _nbdev_clean(nb); sys.stdout.write(nb2str(nb))'
 
 .PHONY: experiment publish test chromium docs
 
@@ -16,6 +19,8 @@ $(BIN)/.archdal-installed: settings.ini setup.py pyproject.toml
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e ".[dev]"
 	$(BIN)/nbdev_install_hooks  # JupyterLab then saves notebooks clean (settings.ini: jupyter_hooks, clear_all)
+	# nbs/.gitattributes: a source notebook saved with outputs (explorers run in JupyterLab) reaches git without them
+	! git rev-parse --git-dir >/dev/null 2>&1 || git config --local filter.nbs-clear-outputs.clean "$(CLEAR_OUTPUTS)"
 	touch $@
 
 experiment: $(BIN)/.archdal-installed

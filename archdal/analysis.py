@@ -276,7 +276,7 @@ def rank_table(df: pd.DataFrame, normalised: bool = True) -> pd.DataFrame:
     table.columns = [f"{dataset}/{arch}" for dataset, arch in table.columns]
     return table.assign(mean_rank=table.mean(axis=1)).sort_values("mean_rank").rename_axis(columns=None)
 
-# %% ../nbs/06_analysis.ipynb #a81c13e3
+# %% ../nbs/06_analysis.ipynb #c0813f70
 def strategy_rank_chart(df: pd.DataFrame, normalised: bool = True) -> alt.TopLevelMixin:
     "Rank of each strategy (1 = highest mean AUC) in each architecture, a line per strategy: crossings show the interaction."
     auc = area_under_curve(df, normalised)
@@ -285,7 +285,7 @@ def strategy_rank_chart(df: pd.DataFrame, normalised: bool = True) -> alt.TopLev
     n = int(cells["rank"].max())
     base = alt.Chart(cells).encode(
         x=alt.X("arch:N", title="architecture", axis=alt.Axis(labelAngle=0)),
-        y=alt.Y("rank:Q", scale=alt.Scale(domain=[n + 0.5, 0.5]), axis=alt.Axis(tickMinStep=1, values=list(range(1, n + 1))),
+        y=alt.Y("rank:Q", scale=alt.Scale(domain=[n + 0.5, 0.5]), axis=alt.Axis(values=list(range(1, n + 1)), format="d"),
                 title="rank of the strategy (1 = best AUC)"),
         color=alt.Color("strategy:N"), detail="strategy:N",
         tooltip=["arch", "strategy", "rank", alt.Tooltip("mean_auc:Q", format=".4f"), "seeds"])

@@ -85,7 +85,7 @@ def image_grid(images: torch.Tensor, captions: list[str] | None = None, size: in
     canvas.save(buffer, format="PNG")
     return buffer.getvalue()
 
-# %% ../nbs/07_widgets.ipynb #596146d2
+# %% ../nbs/07_widgets.ipynb #a6a9a019
 @lru_cache(maxsize=4)
 def cached_dataset(name: str, data_root: str = "data") -> DatasetSplits:
     "The dataset `name`, loaded once per (name, data_root)."
@@ -118,8 +118,8 @@ def read_run(run_dir: str | Path, data_root: str | Path | None = None) -> RunRec
     queries, records = read_queries(run), read_records(run)
     if not queries: raise FileNotFoundError(f"{run_dir} has no queries.npz: nothing to show")
     if not records and len(queries) > 1:
-        raise FileNotFoundError(f"{run_dir} has no records.npz (an archdal older than the run records made it): "
-                                f"run it again to see scores, predictions and feature maps")
+        raise FileNotFoundError(f"{run_dir} has no records.npz, or no round in it: an archdal older than the run records "
+                                f"made it; move it away and run it again to see scores, predictions and feature maps")
     data = cached_dataset(config["dataset"], str(data_root if data_root is not None else config.get("data_root", "data")))
     labels = data.train_y.numpy()
     for r, rec in records.items():
@@ -149,7 +149,7 @@ def query_images_png(look: RunRecords, r: int, size: int = 64, columns: int = 10
     "PNG of the images labelled at round `r` with their `query_captions`."
     return image_grid(look.data.train_x[look.queries[r]], query_captions(look, r), size=size, columns=columns)
 
-# %% ../nbs/07_widgets.ipynb #92e01152
+# %% ../nbs/07_widgets.ipynb #3159ef49
 def score_histogram_chart(look: RunRecords, r: int, bins: int = 30) -> alt.VConcatChart | None:
     "Histogram of the round-(`r`−1) scores (or confidences) of the recorded candidates, the queried as ticks, cut-off marked."
     rec = look.records.get(r - 1, {})
@@ -159,21 +159,27 @@ def score_histogram_chart(look: RunRecords, r: int, bins: int = 30) -> alt.VConc
     scoring = not np.isnan(scores).all()
     values = scores if scoring else rec["confidence"].astype(float)
     field = f"{strategy} score" if scoring else "confidence of the model"
-    frame = pd.DataFrame({"value": values, "status": np.where(rec["picked"], "queried", "not queried")})
-    x = alt.X("value:Q", bin=alt.Bin(maxbins=bins), title=field)
-    bars = alt.Chart(frame).transform_filter(alt.datum.status == "not queried").mark_bar(color="#bdbdbd").encode(
-        x=x, y=alt.Y("count():Q", title="images not queried"))
-    ticks = alt.Chart(frame).transform_filter(alt.datum.status == "queried").mark_tick(
-        color="#e15759", thickness=2, size=18).encode(x=alt.X("value:Q", title=None, axis=alt.Axis(labels=False, ticks=False)),
-                                                      tooltip=[alt.Tooltip("value:Q", format=".3g")])
+    # bins over the range of all the values, queried ones included, so both panels share one x range
+    low, high = float(values.min()), float(values.max())
+    if high - low < 1e-6: low, high = low - 0.5, high + 0.5
+    counts, edges = np.histogram(values[~rec["picked"]], bins=np.linspace(low, high, bins + 1))
+    histogram = pd.DataFrame({"start": edges[:-1], "end": edges[1:], "images": counts})
+    scale = alt.Scale(domain=[low, high], nice=False)
+    bars = alt.Chart(histogram).mark_bar(color="#bdbdbd").encode(
+        x=alt.X("start:Q", scale=scale, title=field), x2="end:Q", y=alt.Y("images:Q", title="images not queried"),
+        tooltip=[alt.Tooltip("start:Q", format=".3g"), alt.Tooltip("end:Q", format=".3g"), "images"])
+    picked = pd.DataFrame({"value": values[rec["picked"]]})
+    ticks = alt.Chart(picked).mark_tick(color="#e15759", thickness=2, size=18).encode(
+        x=alt.X("value:Q", scale=scale, title=None, axis=alt.Axis(labels=False, ticks=False)),
+        tooltip=[alt.Tooltip("value:Q", format=".3g")])
     if scoring:
         cut = pd.DataFrame({"cut": [float(values[rec["picked"]].min())]})
         rule = alt.Chart(cut).mark_rule(color="black", strokeDash=[4, 3]).encode(x="cut:Q", tooltip=["cut:Q"])
         bars, ticks = bars + rule, ticks + rule
-    title = (f"{len(values)} of {int(rec['n_candidates'])} candidates scored with the round-{r - 1} model; "
-             f"red: the {int(rec['picked'].sum())} queried" + ("" if scoring else f" ({strategy} has no per-image score)"))
+    title = [f"{len(values)} of {int(rec['n_candidates'])} candidates, the round-{r - 1} model",
+             f"red: the {int(rec['picked'].sum())} queried" + ("" if scoring else f" ({strategy}: no per-image score)")]
     return alt.vconcat(ticks.properties(width=320, height=24), bars.properties(width=320, height=150),
-                       spacing=2).resolve_scale(x="shared").properties(title=title)
+                       spacing=2).resolve_scale(x="shared").properties(title=alt.TitleParams(title, anchor="start"))
 
 # %% ../nbs/07_widgets.ipynb #7cd5c1ac
 CLASS_COLOURS = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
@@ -253,7 +259,7 @@ def confusion_chart(confusion: np.ndarray, classes: list[str], title: str = "") 
         tooltip=["true", alt.Tooltip("accuracy:Q", format=".3f")]).properties(width=120, height=220)
     return alt.hconcat(heat, bars, spacing=4).properties(title=title)
 
-# %% ../nbs/07_widgets.ipynb #19dc789d
+# %% ../nbs/07_widgets.ipynb #e179ebcd
 class _Explorer:
     "What both explorers share: a changed control first re-syncs the controls that depend on it, then re-renders."
     def _start(self, controls):
@@ -297,7 +303,13 @@ class QueryExplorer(_Explorer):
                  thumbnail: int = 64, columns: int = 10, max_background: int = 4000):
         table = load_runs(runs_dir)
         check_runs(table)
-        self.runs = table.drop_duplicates("run_dir")[["run_dir", *RUN_KEY]].reset_index(drop=True)
+        runs = table.drop_duplicates("run_dir")[["run_dir", *RUN_KEY]].reset_index(drop=True)
+        unrecorded = runs.run_dir.map(lambda d: not (Path(d) / "records.npz").exists())
+        if unrecorded.all(): read_run(runs.run_dir.iloc[0])  # raises, naming the run and what to do
+        if unrecorded.any():
+            warnings.warn(f"left out of the QueryExplorer, made before archdal recorded rounds (no records.npz; run "
+                          f"them again to see them): {runs.run_dir[unrecorded].tolist()}")
+        self.runs = runs[~unrecorded].reset_index(drop=True)
         self.data_root, self.thumbnail, self.columns, self.max_background = data_root, thumbnail, columns, max_background
         self.dataset, self.arch, self.strategy, self.seed = (W.Dropdown(description=k, layout=W.Layout(width="240px"))
                                                              for k in RUN_KEY)

@@ -84,7 +84,7 @@ torch.set_num_threads(1)
 
 from archdal.analysis import load_runs  # noqa: E402
 from archdal.core import RunDir, read_history, read_queries  # noqa: E402
-from archdal.loop import EXPERIMENT_SPEC, ExperimentConfig, run_dir_for, run_experiment  # noqa: E402
+from archdal.loop import EXPERIMENT_SPEC, VIEWS, ExperimentConfig, run_dir_for, run_experiment  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -103,7 +103,6 @@ SHRINKABLE = re.compile(r"epoch|patience|step|iter|sample|warmup|restart|trial",
 CONFIGS = {"random-s0": {"strategy": "random", "seed": 0}, "entropy-s0": {"strategy": "entropy", "seed": 0},
            "random-s1": {"strategy": "random", "seed": 1}}
 TIMING = ("fit_seconds", "query_seconds")
-VIEWS = ("config.json", "history.jsonl", "queries.npz")
 
 
 def experiment_values(**overrides) -> dict:
@@ -571,7 +570,7 @@ def run_kill_random(bench: Bench, spec: dict, trial: Trial) -> None:
 
 # ---------------------------------------------------------------- 2. kill inside each write
 
-WRITE_FILES = (".lock", "config.json", "checkpoint.pt", "history.jsonl", "queries.npz", "manifest.json")
+WRITE_FILES = (".lock", "config.json", "checkpoint.pt", "history.jsonl", "queries.npz", "records.npz", "manifest.json")
 WRITE_POINTS = ("before", "after-temp", "after-replace")
 
 

@@ -219,9 +219,12 @@ def _directives(source: str) -> tuple[dict[str, str], str]:
     return opts, "\n".join(lines).strip("\n")
 
 
+MD_IMAGE = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+
+
 class Page:
     def __init__(self, stem: str, nb_path: Path, source: Path):
-        self.stem, self.nb = stem, json.loads(nb_path.read_text(encoding="utf-8"))
+        self.stem, self.nb, self.source = stem, json.loads(nb_path.read_text(encoding="utf-8")), source
         self.fm, self.cells = {}, []
         for cell in self.nb["cells"]:
             if cell["cell_type"] == "raw" and _text(cell["source"]).strip().startswith("---"):
@@ -245,6 +248,17 @@ class Page:
         (PAGES / rel).parent.mkdir(parents=True, exist_ok=True)
         (PAGES / rel).write_bytes(base64.b64decode(data) if ext == "png" else data.encode())
         return rel
+
+    def local_images(self, md: str) -> str:
+        "Copy the repository images a markdown cell shows (`![alt](../reports/x.png)`) next to the page, links rewritten."
+        def copy(match):
+            target = (self.source.parent / match.group(2)).resolve()
+            if match.group(2).startswith(("http:", "https:", "data:")) or not target.is_file(): return match.group(0)
+            rel = f"{self.name}_files/{target.name}"
+            (PAGES / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(target, PAGES / rel)
+            return f"![{match.group(1)}]({rel})"
+        return MD_IMAGE.sub(copy, md)
 
     def output(self, out: dict, link) -> str | None:
         kind = out.get("output_type")
@@ -284,7 +298,7 @@ class Page:
             src = _text(cell.get("source"))
             if cell["cell_type"] == "markdown":
                 src = AUTOGEN.sub("", src)
-                if src.strip(): out.append(_math(link(src)))
+                if src.strip(): out.append(_math(link(self.local_images(src))))
                 continue
             if cell["cell_type"] != "code": continue
             opts, code = _directives(src)

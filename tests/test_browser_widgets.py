@@ -44,8 +44,9 @@ def lab(tmp_path_factory):
     "A JupyterLab server on a folder with a tiny grid of runs and the explorers notebook: (base url, token, folder)."
     browser = chromium()
     root = tmp_path_factory.mktemp("lab")
-    for strategy, seed in (("entropy", 1), ("random", 0), ("random", 1)):
-        run_experiment(ExperimentConfig(**TINY, arch="cnn", strategy=strategy, seed=seed, out_dir=str(root / "runs")))
+    for arch, strategy, seed in (("cnn", "entropy", 1), ("cnn", "random", 0), ("cnn", "random", 1), ("mlp", "entropy", 0),
+                                 ("mlp", "entropy", 1), ("mlp", "random", 0), ("mlp", "random", 1)):
+        run_experiment(ExperimentConfig(**TINY, arch=arch, strategy=strategy, seed=seed, out_dir=str(root / "runs")))
     run_experiment(ExperimentConfig(**TINY, arch="depth_dropout", strategy="entropy", seed=0, out_dir=str(root / "runs")))
     # the fifth run through the experiment notebook, as a user runs it: its output is the notebook Chromium opens
     papermill.execute_notebook(str(REPO / "nbs" / "experiment.ipynb"), str(root / "explorers.ipynb"), cwd=str(root),
@@ -197,19 +198,19 @@ def test_explorers_in_jupyterlab(lab):
             page.wait_for_timeout(500)  # let the new images decode before the screenshot
             page.locator(".archdal-query-explorer").screenshot(path=str(SCREENSHOTS / "query_explorer.png"))
 
-            # ArchExplorer: all selected has a one-seed run, so no penalty matrix; keeping only the cnn draws one
+            # ArchExplorer: all selected has a one-seed run, so no penalty matrix; keeping cnn and mlp draws one per architecture
             message = page.locator(".archdal-arch-penalty-message")
             expect(message).to_contain_text("these have 1: depth_dropout × entropy")
             expect(page.locator(".archdal-arch-summary")).to_contain_text("layer_probs")
             penalty = page.locator("img.archdal-arch-penalty")
             expect(penalty).to_be_hidden()
-            page.locator(".archdal-arch-archs select").select_option(["cnn"])
+            page.locator(".archdal-arch-archs select").select_option(["cnn", "mlp"])
             expect(page.locator(".archdal-arch-summary")).to_contain_text("No architecture-summary field changes")
             expect(penalty).to_be_visible()
             expect(penalty).to_have_attribute("src", BLOB)
             expect(message).to_contain_text("Few seeds")
             expect(page.locator("img.archdal-arch-ranks")).to_have_attribute("src", BLOB)
-            expect(page.locator(".archdal-arch-message")).to_contain_text("4 runs: 2 strategies × 1 architecture, seeds [0, 1]")
+            expect(page.locator(".archdal-arch-message")).to_contain_text("8 runs: 2 strategies × 2 architectures, seeds [0, 1]")
             page.wait_for_timeout(500)
             page.locator(".archdal-arch-explorer").screenshot(path=str(SCREENSHOTS / "arch_explorer.png"))
         except Exception:

@@ -149,7 +149,7 @@ def test_experiment_page_shows_its_outputs(visited):
     log = visited["experiment.html"]
     charts = [src for src, ok in log["images"] if ok and src.endswith(".png")]
     assert charts, "the learning-curve chart of the executed experiment (reports/experiment.ipynb) is missing"
-    assert "test accuracy" in log["text"] and "round 0" in log["text"]
+    assert "final test accuracy" in log["text"] and "images chosen by badge with the round-7 model" in log["text"]
 
 
 def test_report_page_shows_its_outputs_when_executed(visited):

@@ -95,7 +95,7 @@ def test_disk_full_while_writing_a_round_keeps_the_previous_state(tmp_path, monk
     monkeypatch.undo()
     assert [row["round"] for row in read_history(RunDir(run_dir))] == [0]
     assert sorted(p.name for p in run_dir.iterdir()) == [".lock", "checkpoint.pt", "config.json", "history.jsonl",
-                                                         "manifest.json", "queries.npz"]
+                                                         "manifest.json", "queries.npz", "records.npz"]
     run_experiment(config)  # the round-0 checkpoint is intact: the run resumes from round 1
     assert comparable(run_dir) == uninterrupted
 

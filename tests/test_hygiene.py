@@ -46,6 +46,31 @@ def test_jupyter_saves_notebooks_clean(tmp_path):
     assert nb.cells[0].execution_count is None and nb.cells[0].metadata == {}
 
 
+def test_source_notebooks_reach_git_without_outputs_whatever_jupyter_saved(tmp_path):
+    "nbs/.gitattributes and the Makefile's git filter: a notebook saved with its outputs is staged without them."
+    import nbformat
+    venv = Path(sys.executable).parents[1]
+    dry_run = subprocess.run(["make", "-n", "-B", "-C", str(REPO), f"VENV={venv}", f"{venv}/bin/.archdal-installed"],
+                             check=True, capture_output=True, text=True).stdout
+    install_filter = next(line for line in dry_run.splitlines() if "filter.nbs-clear-outputs.clean" in line)
+    git = lambda *args: subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+    git("init", "-q")
+    subprocess.run(install_filter, shell=True, cwd=tmp_path, check=True)  # the Makefile's own command, in this repo
+    shutil.copy(REPO / "settings.ini", tmp_path)
+    (tmp_path / "nbs").mkdir()
+    shutil.copy(REPO / "nbs" / ".gitattributes", tmp_path / "nbs")
+    cell = nbformat.v4.new_code_cell("1 + 1", execution_count=1, outputs=[nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)])
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), tmp_path / "nbs" / "x.ipynb")
+    git("add", "nbs/x.ipynb")
+    staged = json.loads(git("show", ":nbs/x.ipynb"))
+    assert staged["cells"][0]["outputs"] == [] and staged["cells"][0]["execution_count"] is None
+    assert json.loads((tmp_path / "nbs" / "x.ipynb").read_text())["cells"][0]["outputs"]  # the working copy keeps them
+    for notebook in sorted((REPO / "nbs").glob("*.ipynb")):  # committed notebooks pass unchanged: no phantom changes
+        shutil.copy(notebook, tmp_path / "nbs")
+        git("add", f"nbs/{notebook.name}")
+        assert git("show", f":nbs/{notebook.name}") == notebook.read_text(), notebook.name
+
+
 def test_readme_parameter_table_is_generated_from_the_spec():
     "One description per parameter: the README's table is EXPERIMENT_SPEC.markdown_table(), not a copy kept by hand."
     from archdal.loop import EXPERIMENT_SPEC
