@@ -34,9 +34,10 @@ from .train import OPTIMIZERS, NonFiniteLoss, derive_seed, evaluate, predict, re
 # %% auto #0
 __all__ = ['EXPERIMENT_SPEC', 'BRIEF_ERRORS', 'CHECKPOINT_VERSION', 'CHECKPOINT_KEYS', 'VIEWS', 'ExperimentConfig',
            'notebook_config', 'brief_errors', 'run_dir_for', 'ExperimentResult', 'initial_split', 'pca_2d',
-           'query_record', 'deterministic_algorithms', 'check_experiment', 'run_experiment']
+           'query_record', 'deterministic_algorithms', 'torch_threads', 'RoundClock', 'check_experiment',
+           'run_experiment']
 
-# %% ../nbs/05_loop.ipynb #a3af3470
+# %% ../nbs/05_loop.ipynb #b7104eb1
 @dataclass
 class ExperimentConfig:
     "Every parameter of one active-learning experiment (the parameters of `nbs/experiment.ipynb`)."
@@ -81,6 +82,8 @@ class ExperimentConfig:
     seed: int = param("int", 0, "drives the split, initial weights, batch order, MC masks and strategy sampling",
                       low=0, high=2**32 - 1)
     device: str = param("str", "auto", "`auto`, `cpu`, `cuda` or `cuda:N`")
+    threads: int | None = param("int", None, "CPU threads torch uses in this run (None: torch's default, one per core); "
+                                "set it when other work shares the cores", low=1, high=1024, nullable=True)
     deterministic: bool = param("bool", False, "deterministic GPU kernels (slower); CPU runs are deterministic anyway")
     data_root: str = param("path", "data", "where torchvision data sets live")
     out_dir: str = param("path", "reports/runs", "run directories go below this")
@@ -88,7 +91,7 @@ class ExperimentConfig:
     progress: bool = param("bool", True, "progress bars, and a line per round")
 
     # fields that do not change results: a run may resume under other values of these
-    NOT_RESULTS: ClassVar[tuple[str, ...]] = ("device", "data_root", "out_dir", "progress", "record_points")
+    NOT_RESULTS: ClassVar[tuple[str, ...]] = ("device", "data_root", "out_dir", "progress", "record_points", "threads")
 
     def validate(self) -> ExperimentConfig:
         "Check every field and rule; raise `ConfigError` listing every problem. Numpy scalars become Python ones. Returns self."
@@ -449,7 +452,37 @@ def deterministic_algorithms(enabled: bool):
         torch.use_deterministic_algorithms(previous[0])
         torch.backends.cudnn.benchmark = previous[1]
 
-# %% ../nbs/05_loop.ipynb #5e7056b6
+# %% ../nbs/05_loop.ipynb #2a8f21bd
+@contextmanager
+def torch_threads(threads: int | None):
+    "Run the block with torch using `threads` CPU threads (None: leave torch's setting), restored afterwards."
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try: yield
+    finally: torch.set_num_threads(previous)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class RoundClock:
+    "Elapsed time and an estimate of the time left, for the line printed after each round."
+    def __init__(self, rounds: int):
+        self.rounds, self.started, self.ends = rounds, time.perf_counter(), [time.perf_counter()]
+
+    def tick(self, round: int) -> str:
+        "'h:mm:ss so far, about h:mm:ss left' after `round` finished."
+        self.ends.append(time.perf_counter())
+        recent = np.diff(self.ends[-3:]).mean()
+        left = (self.rounds - round) * recent
+        return f"{_duration(self.ends[-1] - self.started)} so far" + (f", about {_duration(left)} left" if left else "")
+
+# %% ../nbs/05_loop.ipynb #3683c031
 def _start_or_resume(run: RunDir, config: ExperimentConfig, data, split, device) -> tuple[dict, Pool]:
     "The state to continue from (a fresh one, written to `config.json`, or the checked checkpoint's) and its pool."
     state = _load_checkpoint(run, config)
@@ -481,9 +514,11 @@ def run_experiment(config: ExperimentConfig) -> ExperimentResult:
     data, split = check_experiment(config)
     device = resolve_device(config.device)
     run = RunDir(run_dir_for(config))
-    with run.lock(), deterministic_algorithms(config.deterministic):
+    with run.lock(), deterministic_algorithms(config.deterministic), torch_threads(config.threads):
         state, pool = _start_or_resume(run, config, data, split, device)
+        clock = RoundClock(config.rounds)
         for round in range(state["next_round"], config.rounds + 1):
+            if config.progress: print(f"round {round}/{config.rounds}: training on {pool.n_labelled} labels", flush=True)
             start = time.perf_counter()
             trained = _fit_round(config, data, split, pool, round, state, run, device)
             seconds = time.perf_counter() - start
@@ -505,6 +540,8 @@ def run_experiment(config: ExperimentConfig) -> ExperimentResult:
             _save_checkpoint(run, state)
             _write_views(run, state)
             if config.progress:
-                print(f"round {round}/{config.rounds}: {row['n_labelled']} labels, test accuracy {test['accuracy']:.4f} "
-                      f"(fit {row['fit_seconds']:.1f} s, {trained.fit.epochs_run} epochs)", flush=True)
+                query = "" if row["query_seconds"] is None else f", query {row['query_seconds']:.1f} s"
+                print(f"round {round}/{config.rounds} done: {row['n_labelled']} labels, test accuracy {test['accuracy']:.4f} "
+                      f"(fit {row['fit_seconds']:.1f} s, {trained.fit.epochs_run} epochs{query}); {clock.tick(round)}",
+                      flush=True)
     return ExperimentResult(run.path, pd.DataFrame(state["history"]), dict(state["queries"]), config)

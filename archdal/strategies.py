@@ -17,10 +17,10 @@ from .core import STRATEGIES
 
 # %% auto #0
 __all__ = ['ACQUISITIONS', 'CHUNK_SIZE', 'BALD_BLOCK', 'BATCHBALD_MAX_CONFIGS', 'BATCHBALD_SAMPLES', 'HOT_SET_MIN',
-           'KMEANS_ITERATIONS', 'QueryInputs', 'Strategy', 'register_strategy', 'register_scoring', 'list_strategies',
-           'scoring_strategies', 'get_strategy', 'query', 'random_sampling', 'sq_norms', 'top_scores',
-           'least_confidence_score', 'margin_score', 'entropy_score', 'least_confidence', 'margin', 'entropy',
-           'bald_score', 'bald', 'var_ratios_score', 'var_ratios', 'mean_std_score', 'mean_std',
+           'HOT_SET_BYTES', 'KMEANS_ITERATIONS', 'QueryInputs', 'Strategy', 'register_strategy', 'register_scoring',
+           'list_strategies', 'scoring_strategies', 'get_strategy', 'query', 'random_sampling', 'sq_norms',
+           'top_scores', 'least_confidence_score', 'margin_score', 'entropy_score', 'least_confidence', 'margin',
+           'entropy', 'bald_score', 'bald', 'var_ratios_score', 'var_ratios', 'mean_std_score', 'mean_std',
            'acquisition_log_weights', 'gumbel_top_k', 'stochastic_top_k', 'conditional_bald', 'condition_batch',
            'batchbald', 'nearest_centres', 'min_sq_distances', 'farthest_first', 'coreset', 'draw_proportional',
            'd2_seeding', 'gradient_embedding_factors', 'gradient_sq_norms', 'gradient_sq_distances', 'badge',
@@ -390,19 +390,22 @@ def min_sq_distances(x: torch.Tensor, centres: torch.Tensor, chunk_size: int | N
     "For each row of `x`, the squared Euclidean distance to the nearest row of `centres` (inf if none)."
     return nearest_centres(x, centres, chunk_size=chunk_size)[0]
 
-# %% ../nbs/03_strategies.ipynb #0a40578e
+# %% ../nbs/03_strategies.ipynb #c9c50e91
 HOT_SET_MIN = 1024  # smallest hot set of farthest_first
+HOT_SET_BYTES = 256 * 2**20  # largest copy of features a hot set makes
 
 
 def farthest_first(x: torch.Tensor, min_d: torch.Tensor, budget: int, picks=(),
-                   x_sq: torch.Tensor | None = None) -> torch.Tensor:
+                   x_sq: torch.Tensor | None = None, max_hot_bytes: int | None = None) -> torch.Tensor:
     "Greedy k-centre: extend `picks` to `budget` rows of `x`, each the one farthest from all centres so far."
     n = len(x)
     if x_sq is None: x_sq = sq_norms(x)
     picks = [int(p) for p in picks]
     min_d[picks] = -math.inf          # min_d: squared distances to the centres *not* in picks; overwritten
     fresh = 0                         # min_d is exact for the centres picks[:fresh]
-    hot_size = max(2 * (budget - len(picks)), HOT_SET_MIN)
+    max_hot_bytes = HOT_SET_BYTES if max_hot_bytes is None else max_hot_bytes
+    most_hot = max(HOT_SET_MIN, int(max_hot_bytes) // max(1, x[:1].nbytes))  # rows of the largest hot copy
+    hot_size = min(max(2 * (budget - len(picks)), HOT_SET_MIN), most_hot)
     while len(picks) < budget:
         if fresh < len(picks):        # bring every point up to date: one blocked pass over the pool
             torch.minimum(min_d, nearest_centres(x, x[picks[fresh:]], x_sq)[0], out=min_d)
@@ -411,6 +414,7 @@ def farthest_first(x: torch.Tensor, min_d: torch.Tensor, budget: int, picks=(),
         picks.append(centre)
         min_d[centre] = -math.inf
         if len(picks) == budget: break
+        hot_x = hot_sq = hot_d = buf = None  # free the last hot copy before the next: never two at once
         if hot_size >= n:             # the whole pool is hot: the plain algorithm, updating min_d in place
             hot, theta, hot_x, hot_sq, hot_d = None, -math.inf, x, x_sq, min_d
         else:
@@ -430,7 +434,7 @@ def farthest_first(x: torch.Tensor, min_d: torch.Tensor, budget: int, picks=(),
             hot_d[j] = -math.inf
         if hot is not None:
             min_d[hot] = hot_d
-            hot_size *= 2
+            hot_size = min(2 * hot_size, most_hot)
     return torch.tensor(picks, dtype=torch.int64)
 
 

@@ -1,6 +1,11 @@
-"""Helpers the benchmark scripts share: Markdown tables and report files."""
+"""Helpers the benchmark scripts share: Markdown tables, report files, and peak-memory timing."""
 from __future__ import annotations
 
+import gc
+import os
+import re
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -20,3 +25,38 @@ def write_report(path: Path, parts: list[str]) -> None:
     path.write_text("\n\n".join(parts) + "\n")
     print("\n\n".join(parts[:-1]))
     print(f"wrote {path}")
+
+
+def reexec_with_fixed_malloc(threads: int) -> None:
+    """Re-execute this script (once) with `threads` BLAS/OpenMP threads and glibc's mmap and trim thresholds fixed
+    at 4 MiB, so a freed buffer larger than that goes back to the system at once and `measure`'s peak of one call
+    is not hidden by an earlier call's freed memory. Call it before numpy and torch are imported."""
+    if os.environ.get("_ARCHDAL_BENCH_CHILD") == "1": return
+    n = str(threads)
+    env = dict(os.environ, _ARCHDAL_BENCH_CHILD="1", OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n,
+               MALLOC_MMAP_THRESHOLD_="4194304", MALLOC_TRIM_THRESHOLD_="4194304")
+    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+
+
+def _status_kb(key: str) -> int:
+    return int(re.search(rf"^{key}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M).group(1))
+
+
+def measure(fn, threads: int, repeat_below: float = 2.0, repeats: int = 3):
+    """(seconds, peak extra MB, result) of `fn()`: the minimum time over `repeats` runs if the first takes less
+    than `repeat_below` seconds, else one run; the largest peak of the resident set over the runs (VmHWM, reset
+    through /proc/self/clear_refs before each, minus the resident size before it)."""
+    import torch
+    times, peak, result = [], 0.0, None
+    for _ in range(repeats):
+        result = None
+        torch.set_num_threads(threads)
+        gc.collect()
+        before = _status_kb("VmRSS")
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+        peak = max(peak, (_status_kb("VmHWM") - before) / 1024)
+        if times[0] >= repeat_below: break
+    return min(times), peak, result

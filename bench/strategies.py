@@ -65,18 +65,15 @@ def parse_args(argv=None):
 
 
 ARGS = parse_args()
-if os.environ.get("_ARCHDAL_BENCH_CHILD") != "1":  # fix threads and malloc before numpy/torch load
-    threads = str(ARGS.threads)
-    env = dict(os.environ, _ARCHDAL_BENCH_CHILD="1", OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads,
-               MKL_NUM_THREADS=threads, MALLOC_MMAP_THRESHOLD_="4194304", MALLOC_TRIM_THRESHOLD_="4194304")
-    os.execve(sys.executable, [sys.executable, *sys.argv], env)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from reporting import measure as measure_with, reexec_with_fixed_malloc  # noqa: E402
+
+reexec_with_fixed_malloc(ARGS.threads)  # fix threads and malloc before numpy/torch load
 
 import datetime  # noqa: E402
-import gc  # noqa: E402
 import math  # noqa: E402
 import platform  # noqa: E402
 import re  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -98,26 +95,9 @@ LOAD_AT_START = Path("/proc/loadavg").read_text().split()[0]
 
 # ---------------------------------------------------------------- measuring
 
-def _status_kb(key: str) -> int:
-    return int(re.search(rf"^{key}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.M).group(1))
-
-
 def measure(fn, repeat_below: float = 2.0, repeats: int = 3):
-    """(seconds, peak extra MB, result) of `fn()`: the minimum time over `repeats` runs if the first takes
-    less than `repeat_below` seconds, else one run; the largest peak over the runs."""
-    times, peak, result = [], 0.0, None
-    for i in range(repeats):
-        result = None
-        torch.set_num_threads(ARGS.threads)
-        gc.collect()
-        before = _status_kb("VmRSS")
-        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-        peak = max(peak, (_status_kb("VmHWM") - before) / 1024)
-        if times[0] >= repeat_below: break
-    return min(times), peak, result
+    "(seconds, peak extra MB, result) of `fn()` with this run's threads (bench/reporting.py)."
+    return measure_with(fn, ARGS.threads, repeat_below, repeats)
 
 
 def as_list(picks) -> list[int]:
