@@ -37,7 +37,7 @@ __all__ = ['EXPERIMENT_SPEC', 'BRIEF_ERRORS', 'CHECKPOINT_VERSION', 'CHECKPOINT_
            'query_record', 'deterministic_algorithms', 'torch_threads', 'RoundClock', 'check_experiment',
            'run_experiment']
 
-# %% ../nbs/05_loop.ipynb #b7104eb1
+# %% ../nbs/05_loop.ipynb #b987d838
 @dataclass
 class ExperimentConfig:
     "Every parameter of one active-learning experiment (the parameters of `nbs/experiment.ipynb`)."
@@ -57,6 +57,8 @@ class ExperimentConfig:
                            low=0, high=10_000_000)
     patience: int = param("int", 20, "stop after this many validation periods (an epoch, or 25 steps when an epoch "
                           "is shorter) without a better validation accuracy", low=1, high=100_000)
+    val_every: int | str = param("json", 1, "validate every this many periods (1), or `auto`: as rarely as keeps the "
+                                 "validation images within 5 % of the images trained on (`archdal.train.fit`)")
     lr: float = param("float", 0.03, "peak learning rate (linear warm-up over the first period, then cosine decay)",
                       low=0.0, low_open=True, high=10.0)
     optimizer: str = param("choice", "sgd", "`sgd` (momentum 0.9) or `adam`", choices=OPTIMIZERS)
@@ -109,7 +111,7 @@ class ExperimentConfig:
         "The fields that determine the results (all but device, paths and progress bars)."
         return {k: v for k, v in self.to_dict().items() if k not in self.NOT_RESULTS}
 
-# %% ../nbs/05_loop.ipynb #1424a1af
+# %% ../nbs/05_loop.ipynb #1eeab6de
 def _arch_problem(v: dict) -> str | None:
     if not is_arch_name(v["arch"]):
         return f"arch={v['arch']!r}: allowed one of {list_archs()}{did_you_mean(v['arch'], list_archs())}"
@@ -141,6 +143,12 @@ def _selection_problem(v: dict) -> str | None:
             f"validation accuracy, and there is no validation set; allowed: val_fraction > 0, or a single architecture")
 
 
+def _val_every_problem(v: dict) -> str | None:
+    value = v["val_every"]
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 100_000): return None
+    return f"val_every={value!r}: allowed an integer in [1, 100000] or 'auto'"
+
+
 def _pool_subset_problem(v: dict) -> str | None:
     if v["pool_subset"] is None or v["pool_subset"] >= v["budget"]: return None
     return (f"pool_subset={v['pool_subset']} is smaller than budget={v['budget']}; allowed: None or "
@@ -161,7 +169,7 @@ EXPERIMENT_SPEC = spec_of(ExperimentConfig, what="parameter", rules=[
     Rule(("arch",), _arch_problem), Rule(("device",), _device_problem),
     Rule(("acquisition", "strategy"), _acquisition_problem), Rule(("warm_start", "arch"), _warm_start_problem),
     Rule(("pool_subset", "budget"), _pool_subset_problem), Rule(("out_dir",), _out_dir_problem),
-    Rule(("arch", "val_fraction"), _selection_problem)])
+    Rule(("arch", "val_fraction"), _selection_problem), Rule(("val_every",), _val_every_problem)])
 
 # %% ../nbs/05_loop.ipynb #dab02bb3
 _IPYTHON_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "open"})
@@ -408,11 +416,12 @@ def query_record(config: ExperimentConfig, model, data: DatasetSplits, labelled:
             "xy": xy[len(kept):].astype(np.float16), "labelled_index": kept.astype(np.int32),
             "labelled_xy": xy[:len(kept)].astype(np.float16), "n_candidates": np.int64(len(candidates))}
 
-# %% ../nbs/05_loop.ipynb #1bf950b1
+# %% ../nbs/05_loop.ipynb #69961fbd
 def _fit_round(config: ExperimentConfig, data, split, pool, round: int, state: dict, run: RunDir, device):
     "Train the round's network on the labelled set; `NonFiniteLoss` names the round and what to change."
     labelled = pool.labelled
     fit_options = dict(epochs=config.epochs, min_steps=config.min_steps, patience=config.patience, lr=config.lr,
+                       val_every=config.val_every,
                        optimizer=config.optimizer,
                        weight_decay=config.weight_decay, batch_size=config.batch_size, device=device,
                        augment=make_augmentation(data.augment if config.augment == "auto" else config.augment),

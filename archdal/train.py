@@ -21,9 +21,10 @@ from tqdm.auto import tqdm
 from .models import ALModel, StochasticLayer, has_body_dropout, mc_dropout, split_body
 
 # %% auto #0
-__all__ = ['SEED_PURPOSES', 'OPTIMIZERS', 'STRUCTURE_LR', 'KL_WARMUP_PERIODS', 'SCHEDULES', 'resolve_device', 'seeded',
-           'derive_seed', 'NonFiniteLoss', 'make_optimizer', 'batch_slices', 'make_optimizers', 'Budget', 'plan_budget',
-           'lr_multiplier', 'FitResult', 'fit', 'evaluate', 'Predictions', 'predict']
+__all__ = ['SEED_PURPOSES', 'OPTIMIZERS', 'STRUCTURE_LR', 'KL_WARMUP_PERIODS', 'SCHEDULES', 'VAL_SHARE', 'resolve_device',
+           'seeded', 'derive_seed', 'NonFiniteLoss', 'make_optimizer', 'batch_slices', 'make_optimizers', 'Budget',
+           'plan_budget', 'lr_multiplier', 'FitResult', 'validation_interval', 'fit', 'evaluate', 'Predictions',
+           'predict']
 
 # %% ../nbs/02_train.ipynb #fef46aef
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -149,7 +150,17 @@ class FitResult:
     planned_steps: int = 0    # the budget; steps < planned_steps when early stopping ended the run
     period_steps: int = 0     # steps per evaluation period
 
-# %% ../nbs/02_train.ipynb #cccc314d
+# %% ../nbs/02_train.ipynb #d98d468c
+VAL_SHARE = 0.05  # `val_every="auto"`: validation images at most this share of the images trained on
+
+
+def validation_interval(val_every: int | str, n_val: int, period_images: int) -> int:
+    "Periods between validations: `val_every`, or with 'auto' the fewest that keep validation within `VAL_SHARE` of training."
+    if val_every == "auto": return max(1, math.ceil(n_val / (VAL_SHARE * period_images)))
+    if isinstance(val_every, Integral) and not isinstance(val_every, bool) and val_every >= 1: return int(val_every)
+    raise ValueError(f"val_every={val_every!r}; allowed: an integer >= 1 or 'auto'")
+
+
 def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> Iterator[torch.Tensor]:
     "Index batches of shuffled passes over range(n), forever."
     while True:
@@ -162,7 +173,7 @@ def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | 
         optimizer: str = "sgd", weight_decay: float = 5e-4, batch_size: int = 64,
         augment: Callable | None = None, seed: int = 0, device: str | torch.device = "auto",
         progress: bool = False, min_steps: int = 500, period_steps: int = 25, warmup: int = 1,
-        schedule: str = "cosine", kl_examples: int | None = None) -> FitResult:
+        schedule: str = "cosine", kl_examples: int | None = None, val_every: int | str = 1) -> FitResult:
     "Train `model` in place on (`x`, `y`) for `plan_budget`'s steps; keep the weights with the best validation accuracy."
     device = resolve_device(device)
     if len(x) == 0: raise ValueError("fit: the labelled set is empty")
@@ -173,6 +184,7 @@ def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | 
     if not (kl_examples is None or (isinstance(kl_examples, Integral) and kl_examples >= 1)):
         raise ValueError(f"kl_examples={kl_examples!r}; allowed: None (the labelled set's size) or an integer >= 1")
     kl_examples = kl_examples or len(x)
+    every = validation_interval(val_every, len(val_x) if val_x is not None else 0, budget.period * batch_size)
     model.to(device)
     x, y = x.to(device), y.to(device)
     has_val = val_x is not None and len(val_x) > 0
@@ -210,7 +222,7 @@ def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | 
                 total += loss.item() * len(idx)
                 seen += len(idx)
             record = {"period": period, "step": step, "lr": rate, "train_loss": total / seen}
-            if has_val:
+            if has_val and (period % every == 0 or period == budget.periods):
                 record["val_accuracy"] = evaluate(model, val_x, val_y, device=device)["accuracy"]
                 if record["val_accuracy"] > best_acc and period >= first_selectable:
                     best_acc, best_period = record["val_accuracy"], period
