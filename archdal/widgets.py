@@ -85,7 +85,7 @@ def image_grid(images: torch.Tensor, captions: list[str] | None = None, size: in
     canvas.save(buffer, format="PNG")
     return buffer.getvalue()
 
-# %% ../nbs/07_widgets.ipynb #a6a9a019
+# %% ../nbs/07_widgets.ipynb #d1bad56b
 @lru_cache(maxsize=4)
 def cached_dataset(name: str, data_root: str = "data") -> DatasetSplits:
     "The dataset `name`, loaded once per (name, data_root)."
@@ -104,6 +104,15 @@ class RunRecords:
 
     @property
     def last_round(self) -> int: return max(self.queries)
+
+    def chose(self, r: int) -> dict:
+        "The record of the query that chose the images labelled at round `r` (round r − 1's); {} for round 0 or none."
+        return self.records.get(r - 1, {}) if r > 0 else {}
+
+    def scored(self, r: int) -> bool:
+        "Whether the strategy gave the images labelled at round `r` a score (not only a pick order)."
+        rec = self.chose(r)
+        return "score" in rec and not np.isnan(rec["score"].astype(float)).all()
 
     def labelled_before(self, r: int) -> np.ndarray:
         "Training-set indices labelled before round `r`."
@@ -128,7 +137,7 @@ def read_run(run_dir: str | Path, data_root: str | Path | None = None) -> RunRec
                              f"the dataset has changed since this run")
     return RunRecords(run_dir, config, read_history(run), queries, records, data)
 
-# %% ../nbs/07_widgets.ipynb #67de3495
+# %% ../nbs/07_widgets.ipynb #9561b074
 def _short(name: str) -> str: return str(name)[:5]
 
 
@@ -136,12 +145,10 @@ def query_captions(look: RunRecords, r: int) -> list[str]:
     "Captions of the images labelled at round `r`: the class at round 0, else `true>predicted` and score or pick order."
     classes = look.data.classes
     queried = look.queries[r]
-    if r == 0 or "index" not in look.records.get(r - 1, {}):
-        return [_short(classes[c]) for c in look.data.train_y.numpy()[queried]]
-    rec = look.records[r - 1]
-    n = len(queried)  # the queried come first in the record, in the order they were picked
-    scoring = not np.isnan(rec["score"][:n].astype(float)).all()
-    return [f"{_short(classes[t])}>{_short(classes[p])} " + (f"{float(s):.2g}" if scoring else f"#{k + 1}")
+    rec = look.chose(r)
+    if "index" not in rec: return [_short(classes[c]) for c in look.data.train_y.numpy()[queried]]
+    n, scored = len(queried), look.scored(r)  # the queried come first in the record, in the order they were picked
+    return [f"{_short(classes[t])}>{_short(classes[p])} " + (f"{float(s):.2g}" if scored else f"#{k + 1}")
             for t, p, s, k in zip(rec["label"][:n], rec["predicted"][:n], rec["score"][:n], rec["rank"][:n])]
 
 
@@ -149,15 +156,13 @@ def query_images_png(look: RunRecords, r: int, size: int = 64, columns: int = 10
     "PNG of the images labelled at round `r` with their `query_captions`."
     return image_grid(look.data.train_x[look.queries[r]], query_captions(look, r), size=size, columns=columns)
 
-# %% ../nbs/07_widgets.ipynb #3159ef49
+# %% ../nbs/07_widgets.ipynb #f99dd923
 def score_histogram_chart(look: RunRecords, r: int, bins: int = 30) -> alt.VConcatChart | None:
     "Histogram of the round-(`r`−1) scores (or confidences) of the recorded candidates, the queried as ticks, cut-off marked."
-    rec = look.records.get(r - 1, {})
-    if r == 0 or "index" not in rec: return None
-    strategy = look.config["strategy"]
-    scores = rec["score"].astype(float)
-    scoring = not np.isnan(scores).all()
-    values = scores if scoring else rec["confidence"].astype(float)
+    rec = look.chose(r)
+    if "index" not in rec: return None
+    strategy, scoring = look.config["strategy"], look.scored(r)
+    values = (rec["score"] if scoring else rec["confidence"]).astype(float)
     field = f"{strategy} score" if scoring else "confidence of the model"
     # bins over the range of all the values, queried ones included, so both panels share one x range
     low, high = float(values.min()), float(values.max())
@@ -259,7 +264,7 @@ def confusion_chart(confusion: np.ndarray, classes: list[str], title: str = "") 
         tooltip=["true", alt.Tooltip("accuracy:Q", format=".3f")]).properties(width=120, height=220)
     return alt.hconcat(heat, bars, spacing=4).properties(title=title)
 
-# %% ../nbs/07_widgets.ipynb #e179ebcd
+# %% ../nbs/07_widgets.ipynb #c0250242
 class _Explorer:
     "What both explorers share: a changed control first re-syncs the controls that depend on it, then re-renders."
     def _start(self, controls):
@@ -371,10 +376,9 @@ class QueryExplorer(_Explorer):
         labels, queried = look.data.train_y.numpy(), look.queries[r]
         labelled = np.concatenate([look.labelled_before(r), queried])
         strategy = html.escape(self.strategy.value)
-        scored = r > 0 and not np.isnan(look.records.get(r - 1, {}).get("score", np.array([np.nan])).astype(float)).all()
         chosen = ("the seeded, class-balanced initial set (the same for every strategy of this seed)" if r == 0 else
                   f"chosen by <b>{strategy}</b> with the model of round {r - 1} (captions: true>predicted class and "
-                  f"{'the score' if scored else 'the pick order'})")
+                  f"{'the score' if look.scored(r) else 'the pick order'})")
         row = next((h for h in look.history if h["round"] == r), None)
         result = (f"the round-{r} model reached test accuracy <b>{row['test_accuracy']:.4f}</b> with {row['n_labelled']} labels"
                   if row else f"round {r} has not been trained yet")

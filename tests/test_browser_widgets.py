@@ -7,7 +7,7 @@ JupyterLab's Run menu (the run is read back, not redone; widgets need a live ker
 slider with the keyboard, changes the strategy and the compared strategy and the architecture selection, and
 checks that the views changed in the page. Screenshots of both explorers go to a scratch folder
 (ARCHDAL_SCREENSHOTS=reports/screenshots refreshes the README's; ARCHDAL_SCREENSHOT_DATA=mnist5k trains the
-grid on mnist5k with the default training, as the README's screenshots are, in about ten minutes).
+grid on mnist5k with the default training, as the README's screenshots are, in about six minutes).
 
 The browser is Debian's Chromium (`/usr/bin/chromium`), never one downloaded by playwright. `make test` installs it
 when it is missing (`make chromium`); this test tries the same once and is skipped only when it is still absent.
