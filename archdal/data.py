@@ -19,7 +19,7 @@ from .core import DATASETS
 __all__ = ['AUGMENTATIONS', 'DatasetSplits', 'standardise', 'images_to_tensor', 'list_datasets', 'load_dataset', 'load_digits',
            'load_mnist5k', 'DatasetFilesMissing', 'DatasetFilesCorrupt', 'load_mnist', 'load_fashionmnist',
            'load_cifar10', 'load_svhn', 'random_crop', 'random_flip', 'make_augmentation', 'InitialSplit',
-           'split_training_set', 'Pool']
+           'split_training_set', 'stratified_subset', 'Pool']
 
 # %% ../nbs/00_data.ipynb #59752c91
 AUGMENTATIONS = ("none", "crop", "crop_flip")
@@ -254,6 +254,19 @@ def split_training_set(labels, n_init_per_class: int, val_fraction: float, pool_
     unlabelled = rest[~chosen]
     if pool_cap is not None: unlabelled = unlabelled[:pool_cap]
     return InitialSplit(np.sort(rest[chosen]), np.sort(validation), unlabelled)
+
+# %% ../nbs/00_data.ipynb #6355c662
+def stratified_subset(indices, labels, size: int, rng: np.random.Generator) -> np.ndarray:
+    "A seeded subset of `size` of `indices` (sorted), each class's share of `labels[indices]` kept (largest remainders)."
+    indices, labels = np.asarray(indices, dtype=np.int64), np.asarray(labels)
+    if not (0 <= size <= len(indices)): raise ValueError(f"size={size}; allowed: 0 to {len(indices)} (the indices given)")
+    classes, counts = np.unique(labels[indices], return_counts=True)
+    quota = counts * size / len(indices) if len(indices) else counts * 0.0
+    take = np.floor(quota).astype(np.int64)
+    extra = np.argsort(-(quota - take), kind="stable")[:size - take.sum()]  # the largest remainders get one more
+    take[extra] += 1
+    chosen = [rng.choice(indices[labels[indices] == c], n, replace=False) for c, n in zip(classes, take) if n]
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
 
 # %% ../nbs/00_data.ipynb #ae9375aa
 class Pool:

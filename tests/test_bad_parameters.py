@@ -50,6 +50,8 @@ SPECIAL = {
     "acquisition": (st.just("top"), from_param(EXPERIMENT_SPEC.params["acquisition"])[1]),
     # pool_subset >= budget is a rule between the two (its own test in 05_loop): keep valid subsets large
     "pool_subset": (st.one_of(st.none(), st.integers(10_000, 10**6)), from_param(EXPERIMENT_SPEC.params["pool_subset"])[1]),
+    # fp16 needs CUDA (a rule between precision and device, its own test in 05_loop)
+    "precision": (st.sampled_from(["fp32", "bf16"]), from_param(EXPERIMENT_SPEC.params["precision"])[1]),
     # an integer or the word "auto" (a JSON value checked by its own rule)
     "val_every": (st.one_of(st.just("auto"), st.integers(1, 1000)),
                   st.one_of(st.integers(max_value=0), st.sampled_from(["often", "", "Auto"]), st.none(), st.floats(), st.booleans())),
