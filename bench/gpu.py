@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reporting import markdown  # noqa: E402
+from reporting import markdown, write_section  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -178,17 +178,14 @@ def machine(device: torch.device) -> str:
 
 
 def write(parts: list[str]) -> Path:
-    "The reduced report as its own file; the GPU report as the marked section of reports/benchmarks.md."
-    text = "\n\n".join(parts) + "\n"
+    "The reduced report as its own file; the GPU report as this script's section of reports/benchmarks.md."
+    text = "\n\n".join(parts)
     if ARGS.reduced or ARGS.out:
         out = Path(ARGS.out or Path(__file__).parent.parent / "reports" / "gpu_reduced.md")
-        out.write_text(text)
-        return out
-    out = Path(__file__).parent.parent / "reports" / "benchmarks.md"
-    start, end = "<!-- gpu: written by bench/gpu.py -->", "<!-- /gpu -->"
-    old = out.read_text()
-    before, after = (old.split(start)[0], old.split(end, 1)[1]) if start in old else (old, "\n")
-    out.write_text(f"{before.rstrip()}\n\n{start}\n{text}{end}{after}")
+        out.write_text(text + "\n")
+    else:
+        out = Path(__file__).parent.parent / "reports" / "benchmarks.md"
+        write_section(out, "gpu", text)
     return out
 
 

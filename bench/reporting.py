@@ -27,6 +27,33 @@ def write_report(path: Path, parts: list[str]) -> None:
     print(f"wrote {path}")
 
 
+def _section_marks(name: str) -> tuple[str, str]:
+    return f"<!-- {name}: written by bench/{name}.py -->", f"<!-- /{name} -->"
+
+
+def sections_of(text: str) -> list[str]:
+    "The marked sections (`<!-- NAME: written by bench/NAME.py -->` … `<!-- /NAME -->`) in `text`, marks included."
+    return [m.group(0) for m in re.finditer(r"<!-- (\w+): written by bench/\1\.py -->.*?<!-- /\1 -->", text, re.S)]
+
+
+def write_keeping_sections(path: Path, text: str) -> None:
+    "Write `text` to `path`, keeping the marked sections other scripts wrote into the old file (appended)."
+    old = path.read_text() if path.exists() else ""
+    kept = [section for section in sections_of(old) if section not in text]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text.rstrip() + "".join(f"\n\n{section}" for section in kept) + "\n")
+
+
+def write_section(path: Path, name: str, text: str) -> None:
+    "Replace (or append) the section that bench/`name`.py owns in the report at `path`; the rest stays as it was."
+    start, end = _section_marks(name)
+    old = path.read_text() if path.exists() else ""
+    block = f"{start}\n{text.rstrip()}\n{end}"
+    new = re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: block, old, flags=re.S) if start in old \
+        else f"{old.rstrip()}\n\n{block}\n"
+    path.write_text(new if new.endswith("\n") else new + "\n")
+
+
 def reexec_with_fixed_malloc(threads: int) -> None:
     """Re-execute this script (once) with `threads` BLAS/OpenMP threads and glibc's mmap and trim thresholds fixed
     at 4 MiB, so a freed buffer larger than that goes back to the system at once and `measure`'s peak of one call

@@ -66,7 +66,7 @@ def parse_args(argv=None):
 
 ARGS = parse_args()
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reporting import measure as measure_with, reexec_with_fixed_malloc  # noqa: E402
+from reporting import measure as measure_with, reexec_with_fixed_malloc, write_keeping_sections  # noqa: E402
 
 reexec_with_fixed_malloc(ARGS.threads)  # fix threads and malloc before numpy/torch load
 
@@ -304,8 +304,7 @@ def write_report(rows, bounds, large, notes, checks):
     lines += ["## Targets", "", "| target | where | met | value |", "|---|---|---|---|"]
     lines += [f"| {w} | {where} | {'yes' if ok else '**no**'} | {v} |" for w, where, ok, v in checks]
     out = Path(ARGS.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines) + "\n")
+    write_keeping_sections(out, "\n".join(lines))  # bench/gpu.py's section stays
     print(f"\nwrote {out.resolve()}")
 
 

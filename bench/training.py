@@ -2,7 +2,7 @@
 
 Run on demand, not in CI (about 25 minutes on 2 cores):
 
-    python bench/training.py                       # cnn and resnet18, mnist5k (200 labels, 400 validation), 3 repeats
+    python bench/training.py                       # cnn and resnet18, mnist5k (200 labels, 400 validation), 5 repeats
     python bench/training.py --archs cnn --repeats 5
     python bench/training.py --accuracy-labels      # skip the accuracy check (no sizes)
 
@@ -15,7 +15,7 @@ never ends it) without a validation set, and with the validation set the loop gi
 period (`val_every=1`) and as the default does (`val_every="auto"`: as rarely as keeps the validation images
 within 5 % of the images trained on). Each timing is the process CPU time of one call with one torch thread
 (the machines are shared and noisy; CPU time is not inflated by waiting for a core), repeated; the table gives
-the median ratio to the bare loop of the same repeat and the range over repeats. Target of issue 14: fit/bare
+the ratio of the fastest calls (noise only adds time) and the median and range of the ratios within a repeat. Target of issue 14: fit/bare
 <= 1.10 with validation on.
 
 The second table is the effect on accuracy of how and where validation happens: the loop's own training of
@@ -40,9 +40,9 @@ def parse_args(argv=None):
     p.add_argument("--labels", type=int, default=200)
     p.add_argument("--val", type=int, default=400, help="validation images (the loop's 10 % of mnist5k's 4,000 is 400)")
     p.add_argument("--archs", nargs="+", default=["cnn", "resnet18"])
-    p.add_argument("--steps", type=int, nargs="+", default=[500, 100], help="steps per arch (resnet18 is slow on a CPU)")
+    p.add_argument("--steps", type=int, nargs="+", default=[500, 50], help="steps per arch (resnet18 is slow on a CPU)")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--accuracy-labels", type=int, nargs="*", default=[40, 200, 1000])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "reports", "training.md"))
@@ -131,20 +131,30 @@ def main():
             print(rows[-1], flush=True)
     runs = pd.DataFrame(rows).assign(no_val=lambda d: d.fit_s / d.bare_s, with_val=lambda d: d.fit_val_s / d.bare_s,
                                      auto=lambda d: d.fit_auto_s / d.bare_s)
-    spread = lambda r: f"{r.median():.2f} ({r.min():.2f}-{r.max():.2f})"
-    summary = runs.groupby("arch", sort=False).agg(
-        steps=("steps", "first"), bare_cpu_s=("bare_s", "median"), fit_no_validation=("no_val", spread),
-        fit_validation_every_period=("with_val", spread), fit_val_every_auto=("auto", spread)).round(2)
-    every, auto = runs.with_val.median(), runs.auto.median()
+    # noise on a shared machine only adds time: the ratio of the fastest repeats is the estimate, the per-repeat
+    # ratios (median, range) show the noise
+    columns = {"no_val": ("fit_s", "fit_no_validation"), "with_val": ("fit_val_s", "fit_validation_every_period"),
+               "auto": ("fit_auto_s", "fit_val_every_auto (default)")}
+    summary, best = [], {}
+    for arch, part in runs.groupby("arch", sort=False):
+        row = {"arch": arch, "steps": part.steps.iloc[0], "bare_cpu_s (fastest)": round(part.bare_s.min(), 2)}
+        for ratio, (time_column, name) in columns.items():
+            best[arch, ratio] = part[time_column].min() / part.bare_s.min()
+            row[name] = (f"{best[arch, ratio]:.2f} (per repeat {part[ratio].median():.2f}, "
+                         f"{part[ratio].min():.2f}-{part[ratio].max():.2f})")
+        summary.append(row)
+    summary = pd.DataFrame(summary)
+    every, auto = (max(v for (_, r), v in best.items() if r == ratio) for ratio in ("with_val", "auto"))
     accuracy = accuracy_table(data, vx, vy, order[ARGS.labels + ARGS.val:])
     parts = ["# fit against a bare PyTorch loop",
              f"Written by `python bench/training.py` ({ARGS.dataset}, {ARGS.labels} labels, {ARGS.val} validation images, "
-             f"batch {ARGS.batch_size}, {ARGS.repeats} repeats, one thread, process CPU time). Ratios: median over "
-             f"repeats (range). See the script's docstring.",
-             f"Target (issue 14): fit/bare <= 1.10 with validation on. Median over all runs: `val_every='auto'` "
+             f"batch {ARGS.batch_size}, {ARGS.repeats} repeats, one thread, process CPU time). Ratio: fastest `fit` "
+             f"over fastest bare loop (noise on a shared machine only adds time); in brackets the median and range of "
+             f"the ratios within a repeat. See the script's docstring.",
+             f"Target (issue 14): fit/bare <= 1.10 with validation on. Worst architecture: `val_every='auto'` "
              f"(the default) **{auto:.2f}** ({'met' if auto <= 1.10 else 'missed'}); validating every period "
              f"**{every:.2f}** ({'met' if every <= 1.10 else 'missed'}).",
-             markdown(summary),
+             markdown(summary, index=False),
              *([f"Test accuracy of the cnn with the loop's training by where validation comes from (mean ± sd over "
                 f"{ARGS.seeds} seeds, CPU seconds of a fit in brackets; the labelled images are drawn per seed; the "
                 f"held-out set is {ARGS.val} images more, labelled outside the budget; a share of the labels is the "
