@@ -198,7 +198,8 @@ def main() -> int:
     torch.backends.cudnn.benchmark = device.type == "cuda"
     table, same = throughput(device)
     rounds = paper_round(device)
-    mode = "reduced (tiny sizes on a CPU: it shows that every path runs, not GPU speed)" if ARGS.reduced else "full"
+    mode = ("reduced (tiny sizes on a CPU: it shows that every path runs, not GPU speed; calls this short are "
+            "dominated by per-call costs and by whatever else shares the cores)" if ARGS.reduced else "full")
     parts = ["## GPU paths (bench/gpu.py)",
              f"Written by `python bench/gpu.py{' --reduced' if ARGS.reduced else ''}` on {machine(device)}; mode: {mode}. "
              f"See the script's docstring.",
