@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from archdal.analysis import load_runs
+from archdal.data import load_dataset
 from archdal.loop import ExperimentConfig, run_experiment
 from reporting import markdown, write_report  # bench/ is on the path when a script here runs
 
@@ -48,10 +49,28 @@ def run(args) -> None:
 
 
 def curves(out: Path, strategies: list[str]) -> pd.DataFrame:
-    "Test accuracy per run and labelled-set size (finished runs only), strategies in `strategies`' order."
+    """Test accuracy per run and labelled-set size, and the run's directory: finished runs of the seeds that every
+    strategy in `strategies` finished (so every comparison is over the same seeds)."""
     runs = load_runs(out)
     runs = runs[runs.finished & runs.strategy.isin(strategies)]
-    return runs[["strategy", "seed", "n_labelled", "test_accuracy"]].reset_index(drop=True)
+    complete = set.intersection(*[set(runs.seed[runs.strategy == s]) for s in strategies])
+    return runs[runs.seed.isin(complete)][["strategy", "seed", "n_labelled", "test_accuracy", "run_dir"]].reset_index(drop=True)
+
+
+def classes_acquired(curve: pd.DataFrame) -> pd.DataFrame:
+    "Per strategy: the labels acquired per class (summed over seeds) and the classes a run never acquired."
+    train_y = np.asarray(load_dataset("mnist5k").train_y)
+    rows = []
+    for (strategy, seed), run in curve.groupby(["strategy", "seed"], sort=False):
+        queries = np.load(Path(run.run_dir.iloc[0]) / "queries.npz")
+        acquired = np.concatenate([queries[k] for k in queries.files if k != "round_0"])
+        rows.append({"strategy": strategy, "seed": seed, **{str(c): n for c, n in enumerate(np.bincount(train_y[acquired], minlength=10))}})
+    per_run = pd.DataFrame(rows)
+    digits = [str(c) for c in range(10)]
+    out = per_run.groupby("strategy", sort=False)[digits].sum()
+    out["classes never acquired (per seed)"] = per_run.groupby("strategy", sort=False)[digits].apply(
+        lambda r: ", ".join(str(int((row == 0).sum())) for row in r.to_numpy()))
+    return out
 
 
 def accuracy_table(curve: pd.DataFrame, strategies: list[str]) -> pd.DataFrame:
@@ -75,7 +94,7 @@ def claim(curve: pd.DataFrame) -> pd.DataFrame:
                      "sizes ahead on the mean": f"{int((by_size > 0).sum())}/{len(by_size)}",
                      "runs x sizes ahead": f"{int((diff > 0).sum())}/{len(diff)}",
                      "beats random": bool(diff.mean() > 0 and (by_size > 0).mean() > 0.5)})
-    return pd.DataFrame(rows).set_index("strategy")
+    return pd.DataFrame(rows).set_index("strategy").reindex([s for s in STRATEGIES if s in wide.columns and s != "random"])
 
 
 def verdict(gains: pd.DataFrame) -> str:
@@ -102,15 +121,15 @@ def main(argv=None) -> None:
     started = time.perf_counter()
     if not args.from_finished: run(args)
     curve = curves(args.out, args.strategies)
-    seeds = curve.groupby("strategy").seed.nunique().reindex(args.strategies)
+    seeds = sorted(curve.seed.unique().tolist())
     gains = claim(curve)
     header = (f"# The low-budget claim on mnist5k (TypiClust, ProbCover)\n\nMade by `python bench/low_budget.py "
               f"--seeds {' '.join(map(str, args.seeds))} --budget {args.budget} --rounds {args.rounds}"
               f"{' --from-finished' if args.from_finished else ''}` on {platform.processor() or platform.machine()}, "
               f"{time.strftime('%Y-%m-%d')}{'' if args.from_finished else f', {time.perf_counter() - started:.0f} s'}, "
               f"one run at a time with one thread while other jobs shared the cores. `mnist5k`, `cnn`, 20 initial "
-              f"labels (2 per class), {args.budget} per round; finished runs per strategy: "
-              f"{', '.join(f'{s} {0 if np.isnan(n) else int(n)}' for s, n in seeds.items())}.\n\n"
+              f"labels (2 per class), {args.budget} per round; seeds that every strategy finished: {seeds} "
+              f"({len(seeds)} of {len(args.seeds)} asked for).\n\n"
               "Claim (Hacohen et al. 2022; Yehuda et al. 2022): TypiClust and ProbCover beat random at 20-100 "
               "labels, where uncertainty (entropy) does not. The papers' features are self-supervised (SimCLR) and "
               "fixed; here they are each round's own supervised network's penultimate features.")
@@ -118,7 +137,9 @@ def main(argv=None) -> None:
         header, "Test accuracy (%), mean ± sd over seeds, by labelled-set size:", markdown(accuracy_table(curve, args.strategies)),
         f"Against random at {LOW_BUDGET[0]}-{LOW_BUDGET[1]} labels (sizes after the first query; the 20 initial labels are "
         "the same for every strategy):", markdown(gains), verdict(gains),
-        "Per run:\n\n" + markdown(curve.assign(test_accuracy=curve.test_accuracy.round(4)), index=False)])
+        f"Labels acquired per digit after the initial 20 (summed over the {len(seeds)} seeds):",
+        markdown(classes_acquired(curve).reindex(args.strategies)),
+        "Per run:\n\n" + markdown(curve.drop(columns="run_dir").assign(test_accuracy=curve.test_accuracy.round(4)), index=False)])
 
 
 if __name__ == "__main__":
