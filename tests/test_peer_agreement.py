@@ -1,7 +1,7 @@
 """archdal's strategies give the peer libraries' answers on the same inputs.
 
-Peers, test-only dependencies listed in settings.ini's dev_requirements: decile-distil 0.2.0 (DISTIL)
-and baal 2.1.0 (BAAL). A test is skipped when its peer is not installed. The adapters that let the peers
+Peers, test-only dependencies listed in settings.ini's dev_requirements: decile-distil 0.2.0 (DISTIL),
+baal 2.1.0 (BAAL) and scikit-activeml 1.0.1. A test is skipped when its peer is not installed. The adapters that let the peers
 run on archdal's inputs (a table-lookup network for DISTIL, BAAL's [N, C, S] layout) are in
 bench/peers.py, shared with the benchmark.
 
@@ -14,6 +14,8 @@ bench/peers.py, shared with the benchmark.
   is checked against a direct count with `scipy.stats.mode`;
 * on a larger pool core-set reaches the same coverage radius as DISTIL's (max over the pool of the distance
   to the nearest labelled or chosen point) within 1e-4 relative;
+* TypiClust picks the points scikit-activeml's `TypiClust` picks, in the same order, on blobs where both
+  k-means find the same clusters (its typicality, like archdal's, is over all of a cluster's members);
 * BADGE starts at DISTIL's first point and draws the next by the k-means++ D² law computed from DISTIL's
   own materialised gradient embeddings, as DISTIL's seeding does (chi-square tests, fixed seeds).
 """
@@ -44,6 +46,11 @@ def distil():
 @pytest.fixture(scope="module")
 def baal():
     return pytest.importorskip("baal.active.heuristics")
+
+
+@pytest.fixture(scope="module")
+def skactiveml():
+    return pytest.importorskip("skactiveml.pool", reason="scikit-activeml is not installed (pip install scikit-activeml)")
 
 
 def make_pool(n, c=10, d=32, s=12, m=20, seed=0, dtype=torch.float32):
@@ -206,3 +213,23 @@ def test_badge_first_pick_same_as_distil_on_a_larger_pool(distil):
     embeddings = theirs.get_grad_embedding(theirs.unlabeled_x, bias_grad=False).numpy()
     ours = query("badge", archdal_inputs(logits, mc_logits, features, labelled), 1, torch.Generator().manual_seed(0))
     assert picks(ours) == [int(np.argmax(np.linalg.norm(embeddings, axis=1)))]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_typiclust_same_as_skactiveml(seed, skactiveml):
+    """Eight well-separated Gaussian blobs of decreasing size in 16-d, two labelled points in the two largest and a
+    budget of 6: |L| + B = 8 clusters, the blobs, for both libraries; each labels the most typical point of the six
+    uncovered blobs, largest first (scikit-activeml's only rule; archdal's "fewest labels, then largest" agrees)."""
+    g = torch.Generator().manual_seed(seed)
+    sizes = torch.arange(60, 20, -5)
+    x = (10 * torch.randn(8, 16, generator=g, dtype=torch.float64)).repeat_interleave(sizes, 0) \
+        + torch.randn(int(sizes.sum()), 16, generator=g, dtype=torch.float64)
+    labelled_at = [0, 60]                                         # one point of each of the two largest blobs
+    pool_at = [i for i in range(len(x)) if i not in labelled_at]
+    ours = query("typiclust", QueryInputs(embeddings=x[pool_at], labelled_embeddings=x[labelled_at]), 6,
+                 torch.Generator().manual_seed(seed))
+    X = np.concatenate([x[pool_at].numpy(), x[labelled_at].numpy()])
+    y = np.full(len(X), np.nan)
+    y[-2:] = [0, 1]
+    theirs = skactiveml.TypiClust(k=20, random_state=seed).query(X, y, batch_size=6)
+    assert picks(ours) == picks(theirs)
