@@ -17,10 +17,10 @@ from .core import STRATEGIES
 
 # %% auto #0
 __all__ = ['ACQUISITIONS', 'CHUNK_SIZE', 'BALD_BLOCK', 'BATCHBALD_MAX_CONFIGS', 'BATCHBALD_SAMPLES', 'HOT_SET_MIN',
-           'HOT_SET_BYTES', 'KMEANS_ITERATIONS', 'QueryInputs', 'Strategy', 'register_strategy', 'register_scoring',
-           'list_strategies', 'scoring_strategies', 'get_strategy', 'query', 'random_sampling', 'sq_norms',
-           'top_scores', 'least_confidence_score', 'margin_score', 'entropy_score', 'least_confidence', 'margin',
-           'entropy', 'bald_score', 'bald', 'var_ratios_score', 'var_ratios', 'mean_std_score', 'mean_std',
+           'HOT_SET_BYTES', 'KMEANS_ITERATIONS', 'MAX_BALL_PAIRS', 'QueryInputs', 'Strategy', 'register_strategy',
+           'register_scoring', 'list_strategies', 'scoring_strategies', 'get_strategy', 'query', 'random_sampling',
+           'sq_norms', 'top_scores', 'least_confidence_score', 'margin_score', 'entropy_score', 'least_confidence',
+           'margin', 'entropy', 'bald_score', 'bald', 'var_ratios_score', 'var_ratios', 'mean_std_score', 'mean_std',
            'acquisition_log_weights', 'gumbel_top_k', 'stochastic_top_k', 'conditional_bald', 'condition_batch',
            'batchbald', 'nearest_centres', 'min_sq_distances', 'farthest_first', 'coreset', 'draw_proportional',
            'd2_seeding', 'gradient_embedding_factors', 'gradient_sq_norms', 'gradient_sq_distances', 'badge',
@@ -611,19 +611,28 @@ def typiclust(inputs: QueryInputs, budget: int, generator: torch.Generator, *, k
         left[c] -= 1
     return torch.tensor(picks, dtype=torch.int64)
 
-# %% ../nbs/03_strategies.ipynb #08aacbe6
-def ball_graph(x: torch.Tensor, radius: float) -> tuple[torch.Tensor, torch.Tensor]:
+# %% ../nbs/03_strategies.ipynb #b554b37c
+MAX_BALL_PAIRS = 20_000_000  # `ball_graph` refuses balls holding more pairs (about 1 GB while the graph is built)
+
+
+def ball_graph(x: torch.Tensor, radius: float, max_pairs: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     "The δ-ball graph of the rows of `x` as CSR (`ptr`, `dst`): row i's ball is dst[ptr[i]:ptr[i+1]], i included."
     n, x_sq, r2 = len(x), sq_norms(x), float(radius) ** 2
-    src, dst = [], []
+    max_pairs = MAX_BALL_PAIRS if max_pairs is None else max_pairs
+    src, dst, pairs = [], [], 0
     for i in range(0, n, CHUNK_SIZE):
         for j in range(i, n, CHUNK_SIZE):        # blocks on or above the diagonal; each pair once, a < b
             block = torch.addmm(x_sq[None, j:j + CHUNK_SIZE], x[i:i + CHUNK_SIZE], x[j:j + CHUNK_SIZE].T, alpha=-2)
             a, b = torch.nonzero(block.add_(x_sq[i:i + CHUNK_SIZE, None]) < r2, as_tuple=True)
             keep = a + i < b + j
-            src.append(a[keep] + i)
-            dst.append(b[keep] + j)
-    every = torch.arange(n, device=x.device)
+            src.append((a[keep] + i).int())
+            dst.append((b[keep] + j).int())
+            pairs += len(src[-1])
+            if pairs > max_pairs:
+                raise ValueError(f"the balls of radius {radius:.4g} around {n:,} points hold more than {max_pairs:,} "
+                                 f"pairs (MAX_BALL_PAIRS) and would exhaust memory; allowed: a smaller delta, or fewer "
+                                 f"points (pool_subset)")
+    every = torch.arange(n, device=x.device, dtype=torch.int32)
     upper_src, upper_dst = torch.cat(src), torch.cat(dst)
     src, order = torch.cat([upper_src, upper_dst, every]).sort(stable=True)
     dst = torch.cat([upper_dst, upper_src, every])[order]
