@@ -50,7 +50,7 @@ docs: $(BIN)/.archdal-installed
 test: $(BIN)/.archdal-installed chromium
 	git status --porcelain --untracked-files=no > .tracked-before-test 2>/dev/null || true
 	$(BIN)/ruff check .
-	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --file_re '^([0-9]|index)'  # experiment and report run through papermill in tests/
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --timing --file_re '^([0-9]|index)'  # experiment and report run through papermill in tests/
 	$(BIN)/pytest -q --durations=15 tests
 	@git status --porcelain --untracked-files=no 2>/dev/null | diff -q .tracked-before-test - >/dev/null || \
 	  { echo "the tests changed tracked files:"; git status --porcelain --untracked-files=no; exit 1; }
