@@ -39,7 +39,7 @@ __all__ = ['VAL_SOURCES', 'EXPERIMENT_SPEC', 'BRIEF_ERRORS', 'CHECKPOINT_VERSION
            'inference_options', 'pca_2d', 'query_record', 'deterministic_algorithms', 'torch_threads', 'RoundClock',
            'check_experiment', 'run_experiment']
 
-# %% ../nbs/05_loop.ipynb #1366a9cd
+# %% ../nbs/05_loop.ipynb #aa4a7e82
 VAL_SOURCES = ("held_out", "labelled")  # where the validation images come from (`round_validation`)
 
 
@@ -113,6 +113,14 @@ class ExperimentConfig:
     # fields that do not change results: a run may resume under other values of these
     NOT_RESULTS: ClassVar[tuple[str, ...]] = ("device", "data_root", "out_dir", "progress", "record_points", "threads",
                                               "inference_batch")
+    # fields added after runs were first stored, at the value that reproduces how a run stored without them ran
+    ADDED_LATER: ClassVar[dict] = {"val_every": 1, "val_source": "held_out", "val_cap": None, "precision": "fp32",
+                                   "channels_last": False, "torch_compile": False}
+
+    @classmethod
+    def stored(cls, saved: Mapping) -> dict:
+        "A stored configuration (`config.json`, a checkpoint's) with each field it predates at the value it ran with."
+        return {**cls.ADDED_LATER, **saved}
 
     def validate(self) -> ExperimentConfig:
         "Check every field and rule; raise `ConfigError` listing every problem. Numpy scalars become Python ones. Returns self."
@@ -232,7 +240,7 @@ def run_dir_for(config: ExperimentConfig) -> Path:
     "The run directory of `config`: `out_dir/dataset/<arch label>/strategy/seed<k>`."
     return run_path(config.out_dir, config.dataset, config.arch, config.arch_kwargs, config.strategy, config.seed)
 
-# %% ../nbs/05_loop.ipynb #b98800be
+# %% ../nbs/05_loop.ipynb #c2546cf7
 CHECKPOINT_VERSION = 3  # 3 added "records"; a version-2 checkpoint resumes with no records for its rounds
 CHECKPOINT_KEYS = ("version", "config", "next_round", "history", "queries", "weights", "arch_keep", "records")
 
@@ -242,7 +250,7 @@ def _as_stored(values: dict) -> dict: return json.loads(json.dumps(values))
 
 def _check_same_parameters(run: RunDir, name: str, saved: dict, config: ExperimentConfig, rounds_done: int) -> None:
     "`RunConflict` if the result-determining parameters stored in `name` are not `config`'s."
-    current = _as_stored(config.result_fields())
+    current, saved = _as_stored(config.result_fields()), ExperimentConfig.stored(saved)
     differ = {k: (saved.get(k), v) for k, v in current.items() if saved.get(k) != v}
     if differ:
         detail = ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in differ.items())

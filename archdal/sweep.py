@@ -124,12 +124,12 @@ def make_cells(grid: Mapping[str, list], fixed: Mapping | None = None) -> list[C
     if problems: raise ConfigError(problems)
     return cells
 
-# %% ../nbs/08_sweep.ipynb #938efb9a
+# %% ../nbs/08_sweep.ipynb #eafeb9f5
 def cell_finished(cell: Cell) -> bool:
     "Whether `cell`'s run holds all `rounds + 1` rounds of its parameters and its executed notebook, every file as sealed."
     run = RunDir(cell.run_dir)
     try:
-        saved = read_config(run, results_only=True)
+        saved = ExperimentConfig.stored(read_config(run, results_only=True))
         history = read_history(run)
         complete = "experiment.ipynb" in run.manifest() and not run.damaged()
     except (OSError, RunFileCorrupt): return False
