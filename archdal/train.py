@@ -167,7 +167,7 @@ class FitResult:
     planned_steps: int = 0    # the budget; steps < planned_steps when early stopping ended the run
     period_steps: int = 0     # steps per evaluation period
 
-# %% ../nbs/02_train.ipynb #6f7dbea8
+# %% ../nbs/02_train.ipynb #24db4588
 VAL_SHARE = 0.05  # `val_every="auto"`: validation images at most this share of the images trained on
 
 
@@ -225,7 +225,7 @@ def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | 
         for period in bar:
             model.train()
             kl_weight = min(1.0, period / KL_WARMUP_PERIODS)
-            # the loss is summed and checked on the device: no host-device synchronisation per step
+            # the loss is summed and checked on the device: no step waits to read it back
             total, seen = torch.zeros((), device=device), 0
             first_bad, bad_loss = torch.full((), -1, device=device), torch.zeros((), device=device)
             for _ in range(budget.period):

@@ -123,11 +123,10 @@ def throughput(device: torch.device) -> tuple[pd.DataFrame, bool | None]:
                                                                   trained["bare"].state_dict().values()))
     table = pd.DataFrame(rows).pivot(index="option", columns="call", values="images_per_s").reindex(names)
     table = table.assign(fit_vs_bare=table["bare"] / table["fit"], predict_vs_bare=table["bare_predict"] / table["predict"])
-    table.columns = ["fit images/s" if c == "fit" else "bare loop images/s" if c == "bare" else
-                     "predict images/s" if c == "predict" else "bare inference images/s" if c == "bare_predict" else
-                     "fit time / bare" if c == "fit_vs_bare" else "predict time / bare" for c in table.columns]
-    return table[["fit images/s", "bare loop images/s", "fit time / bare", "predict images/s", "bare inference images/s",
-                  "predict time / bare"]].round(2), same_weights
+    names = {"fit": "fit images/s", "bare": "bare loop images/s", "fit_vs_bare": "fit time / bare",
+             "predict": "predict images/s", "bare_predict": "bare inference images/s",
+             "predict_vs_bare": "predict time / bare"}
+    return table[list(names)].rename(columns=names).round(2), same_weights
 
 
 def register_random_dataset() -> tuple[str, float]:
