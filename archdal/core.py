@@ -108,9 +108,9 @@ class Registry:
 
     def __repr__(self): return f"Registry({self.kind!r}: {', '.join(self.names())})"
 
-# %% ../nbs/00_core.ipynb #4de77e58
-DATASETS = Registry("dataset", builtins=["archdal.data"])
-MODELS = Registry("model", builtins=["archdal.models", "archdal.archopt"], namespace="arch")
+# %% ../nbs/00_core.ipynb #d9fc29d1
+DATASETS = Registry("dataset", builtins=["archdal.data", "archdal.text"])
+MODELS = Registry("model", builtins=["archdal.models", "archdal.archopt", "archdal.text"], namespace="arch")
 ARCH_OPTIMISERS = Registry("architecture optimiser", builtins=["archdal.archopt", "archdal.pdarts"], namespace="arch")
 STRATEGIES = Registry("strategy", builtins=["archdal.strategies"])
 

@@ -16,45 +16,72 @@ import torch
 from .core import DATASETS
 
 # %% auto #0
-__all__ = ['AUGMENTATIONS', 'DatasetSplits', 'standardise', 'images_to_tensor', 'list_datasets', 'load_dataset', 'load_digits',
-           'load_mnist5k', 'DatasetFilesMissing', 'DatasetFilesCorrupt', 'load_mnist', 'load_fashionmnist',
-           'load_cifar10', 'load_svhn', 'random_crop', 'random_flip', 'make_augmentation', 'InitialSplit',
-           'split_training_set', 'stratified_subset', 'Pool']
+__all__ = ['AUGMENTATIONS', 'MODALITIES', 'DatasetSplits', 'standardise', 'images_to_tensor', 'list_datasets', 'load_dataset',
+           'dataset_modality', 'load_digits', 'load_mnist5k', 'DatasetFilesMissing', 'DatasetFilesCorrupt',
+           'load_mnist', 'load_fashionmnist', 'load_cifar10', 'load_svhn', 'random_crop', 'random_flip',
+           'make_augmentation', 'InitialSplit', 'split_training_set', 'stratified_subset', 'Pool']
 
-# %% ../nbs/00_data.ipynb #59752c91
+# %% ../nbs/00_data.ipynb #9db6d313
 AUGMENTATIONS = ("none", "crop", "crop_flip")
+
+
+MODALITIES = ("image", "text")
 
 
 @dataclass
 class DatasetSplits:
-    "A dataset as standardised image tensors: training candidates, a fixed test set and the class names."
+    """A dataset as tensors: training candidates, a fixed test set and the class names.
+
+    Images are standardised float32 N x C x H x W. Texts are int64 N x L token ids from `tokenizer`, padded
+    with `pad_id` on the right; `train_text`/`test_text` keep the texts themselves (a string, or a pair of
+    strings for sentence-pair tasks) for showing what was queried."""
     name: str
-    train_x: torch.Tensor  # float32, N x C x H x W
+    train_x: torch.Tensor  # float32 N x C x H x W (images) or int64 N x L (token ids)
     train_y: torch.Tensor  # int64, N
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: list[str]
     augment: str = "none"  # the augmentation this dataset is usually trained with, one of AUGMENTATIONS
+    train_text: list | None = None  # texts only: the training texts, in the order of train_x
+    test_text: list | None = None
+    tokenizer: str | None = None    # texts only: the folder of the Hugging Face tokenizer that made the ids
+    vocab_size: int | None = None   # texts only: the tokenizer's vocabulary size
+    pad_id: int = 0                 # texts only: the padding id
 
     def __post_init__(self):
+        text = self.train_text is not None
         for part in ("train", "test"):
             x, y = getattr(self, f"{part}_x"), getattr(self, f"{part}_y")
-            if x.ndim != 4 or len(x) != len(y):
+            if text and (x.ndim != 2 or x.dtype != torch.long or len(x) != len(y) or len(getattr(self, f"{part}_text") or ()) != len(y)):
+                raise ValueError(f"{self.name}: {part}_x must be N x L int64 token ids with one label and one text per row, "
+                                 f"got {tuple(x.shape)} {x.dtype} ids, {len(y)} labels and "
+                                 f"{len(getattr(self, f'{part}_text') or ())} texts")
+            if not text and (x.ndim != 4 or len(x) != len(y)):
                 raise ValueError(f"{self.name}: {part}_x must be N x C x H x W with one label per image, "
                                  f"got {tuple(x.shape)} images and {len(y)} labels")
             if len(y) and (int(y.min()) < 0 or int(y.max()) >= len(self.classes)):
                 raise ValueError(f"{self.name}: {part} labels must lie in [0, {len(self.classes)}), "
                                  f"got [{int(y.min())}, {int(y.max())}]")
+        if text and not (self.tokenizer and isinstance(self.vocab_size, int) and self.vocab_size > self.pad_id >= 0):
+            raise ValueError(f"{self.name}: token ids need their tokenizer, vocab_size and pad_id, got "
+                             f"tokenizer={self.tokenizer!r}, vocab_size={self.vocab_size!r}, pad_id={self.pad_id!r}")
         if self.augment not in AUGMENTATIONS:
             raise ValueError(f"{self.name}: augment={self.augment!r}; allowed: {AUGMENTATIONS}")
 
     @property
     def n_classes(self) -> int: return len(self.classes)
     @property
-    def in_shape(self) -> tuple[int, int, int]: return tuple(self.train_x.shape[1:])
+    def modality(self) -> str:
+        "`'image'` or `'text'` (one of `MODALITIES`)."
+        return "text" if self.train_text is not None else "image"
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        "What a model is built for: (C, H, W) of the images, or (vocabulary size, token ids per text) of the texts."
+        return (self.vocab_size, self.train_x.shape[1]) if self.modality == "text" else tuple(self.train_x.shape[1:])
 
     def __repr__(self):
-        return (f"DatasetSplits({self.name!r}: {len(self.train_y)} train / {len(self.test_y)} test images "
+        what = "texts" if self.modality == "text" else "images"
+        return (f"DatasetSplits({self.name!r}: {len(self.train_y)} train / {len(self.test_y)} test {what} "
                 f"of shape {self.in_shape}, {self.n_classes} classes, augment={self.augment!r})")
 
 # %% ../nbs/00_data.ipynb #5fd7a7fc
@@ -72,15 +99,20 @@ def images_to_tensor(images, channels_last: bool = False) -> torch.Tensor:
     elif channels_last: x = x.permute(0, 3, 1, 2)
     return x.contiguous().float() / 255.0
 
-# %% ../nbs/00_data.ipynb #62433308
+# %% ../nbs/00_data.ipynb #3c286bd3
 def list_datasets() -> list[str]:
     "Names of the registered datasets (`archdal.core.DATASETS`)."
     return DATASETS.names()
 
 
 def load_dataset(name: str, data_root: str | Path = "data", download: bool = True) -> DatasetSplits:
-    "Load the registered dataset `name`; files of the torchvision datasets live under `data_root`."
+    "Load the registered dataset `name`; files of the torchvision (and Hugging Face) datasets live under `data_root`."
     return DATASETS[name](Path(data_root), download)
+
+
+def dataset_modality(name: str) -> str:
+    "`'image'` or `'text'`: what the registered dataset `name` holds, known without loading it (a loader's `modality`)."
+    return getattr(DATASETS[name], "modality", "image")
 
 # %% ../nbs/00_data.ipynb #3ce831ff
 def _fixed_split(name, x, y, classes, test_size) -> DatasetSplits:

@@ -18,8 +18,8 @@ from .core import MODELS, Param, ParamSpec, takes
 
 # %% auto #0
 __all__ = ['HEAD', 'BODY_DROPOUT_OFF', 'BODY_DROPOUT_ON', 'count_parameters', 'StochasticLayer', 'ALModel', 'mc_dropout',
-           'has_body_dropout', 'split_body', 'is_stochastic', 'list_models', 'make_model', 'resnet18', 'resnet34',
-           'resnet50', 'vgg11', 'vgg16', 'vgg19', 'cnn', 'mlp']
+           'has_body_dropout', 'split_body', 'is_stochastic', 'list_models', 'model_modality', 'make_model', 'resnet18',
+           'resnet34', 'resnet50', 'vgg11', 'vgg16', 'vgg19', 'cnn', 'mlp']
 
 # %% ../nbs/01_models.ipynb #104aa5b7
 def count_parameters(model: nn.Module) -> int:
@@ -118,7 +118,7 @@ def is_stochastic(model: nn.Module) -> bool:
     "Whether MC passes of `model` can differ: it has a dropout module with p > 0 or a `StochasticLayer` anywhere."
     return any(_samples(m) for m in model.modules())
 
-# %% ../nbs/01_models.ipynb #c352f373
+# %% ../nbs/01_models.ipynb #e753ea41
 def list_models() -> list[str]:
     "Names of the registered architectures (`archdal.core.MODELS`), sorted."
     return MODELS.names()
@@ -131,9 +131,25 @@ def _builder_spec(name: str, builder) -> ParamSpec:
     return ParamSpec({p.name: Param("json", p.default) for p in params}, what=f"argument of {name}")
 
 
-def _check_in_shape(in_shape) -> tuple[int, int, int]:
-    if (not isinstance(in_shape, (tuple, list)) or len(in_shape) != 3
-            or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in in_shape)):
+def model_modality(name: str) -> str:
+    "`'image'` or `'text'`: what the registered architecture `name` reads (a builder's `modality`, default image)."
+    return getattr(MODELS[name], "modality", "image")
+
+
+def _check_in_shape(name: str, in_shape) -> tuple[int, ...]:
+    modality = model_modality(name)
+    ints = isinstance(in_shape, (tuple, list)) and all(
+        not isinstance(s, bool) and isinstance(s, numbers.Integral) and s >= 1 for s in in_shape)
+    if ints and len(in_shape) in (2, 3) and {2: "text", 3: "image"}[len(in_shape)] != modality:
+        given = "texts (vocabulary size, token ids)" if len(in_shape) == 2 else "images (channels, height, width)"
+        allowed = [n for n in MODELS.names() if model_modality(n) != modality]
+        raise ValueError(f"arch={name!r} is an {modality} architecture but in_shape={tuple(in_shape)!r} describes "
+                         f"{given}; allowed for these data: {allowed}")
+    if modality == "text":
+        if not (ints and len(in_shape) == 2):
+            raise ValueError(f"in_shape={in_shape!r}; allowed: two positive integers (vocabulary size, token ids per text)")
+        return tuple(int(s) for s in in_shape)
+    if not (ints and len(in_shape) == 3):
         raise ValueError(f"in_shape={in_shape!r}; allowed: three positive integers (channels, height, width)")
     if min(in_shape[1:]) < 8:
         raise ValueError(f"in_shape={tuple(in_shape)!r} has input side min(H, W)={min(in_shape[1:])}; "
@@ -145,13 +161,14 @@ HEAD = ParamSpec({"n_classes": Param("int", 10, "classes of the head", low=2, hi
                   "dropout": Param("float", 0.25, "dropout before the head", low=0.0, high=1.0, high_open=True)})
 
 
-def make_model(name: str, in_shape: tuple[int, int, int], n_classes: int, dropout: float = 0.25, **kwargs) -> ALModel:
-    """Build the registered architecture `name` for images of shape `in_shape` = (C, H, W) and `n_classes` classes.
+def make_model(name: str, in_shape: tuple[int, ...], n_classes: int, dropout: float = 0.25, **kwargs) -> ALModel:
+    """Build the registered architecture `name` for `in_shape` (images: (C, H, W); texts: (vocabulary size, token
+    ids per text), see `archdal.text`) and `n_classes` classes.
 
     `dropout` is the probability of the dropout before the head; `kwargs` are the builder's own arguments (for
     every built-in, `body_dropout` too: 0.25 for `cnn` and `mlp`, 0 for the ResNets and VGGs)."""
     builder = MODELS[name]
-    in_shape = _check_in_shape(in_shape)
+    in_shape = _check_in_shape(name, in_shape)
     head = HEAD.check({"n_classes": n_classes, "dropout": dropout})
     arguments = _builder_spec(name, builder).check(kwargs, partial=not hasattr(builder, "spec"))
     body, embed_dim = builder(in_shape, **arguments)

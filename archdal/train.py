@@ -21,10 +21,11 @@ from tqdm.auto import tqdm
 from .models import ALModel, StochasticLayer, has_body_dropout, mc_dropout, split_body
 
 # %% auto #0
-__all__ = ['SEED_PURPOSES', 'OPTIMIZERS', 'STRUCTURE_LR', 'KL_WARMUP_PERIODS', 'PRECISIONS', 'SCHEDULES', 'VAL_SHARE',
-           'resolve_device', 'seeded', 'derive_seed', 'NonFiniteLoss', 'make_optimizer', 'batch_slices',
-           'make_optimizers', 'precision_context', 'as_batch', 'Budget', 'plan_budget', 'lr_multiplier', 'FitResult',
-           'validation_interval', 'fit', 'evaluate', 'Predictions', 'predict']
+__all__ = ['SEED_PURPOSES', 'OPTIMIZERS', 'STRUCTURE_LR', 'KL_WARMUP_PERIODS', 'PRECISIONS', 'SCHEDULES', 'LINEAR_WARMUP_SHARE',
+           'VAL_SHARE', 'resolve_device', 'seeded', 'derive_seed', 'NonFiniteLoss', 'make_optimizer', 'batch_slices',
+           'make_optimizers', 'precision_context', 'as_batch', 'Budget', 'plan_budget', 'warmup_steps', 'lr_multiplier',
+           'FitResult', 'validation_interval', 'fit', 'inference_order', 'confusion_metrics', 'evaluate', 'Predictions',
+           'predict']
 
 # %% ../nbs/02_train.ipynb #fef46aef
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -57,8 +58,8 @@ def derive_seed(seed: int, round: int, purpose: str, *keys: int) -> int:
     entropy = [seed, round, SEED_PURPOSES.index(purpose), *keys]
     return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
-# %% ../nbs/02_train.ipynb #a78ed5e3
-OPTIMIZERS = ("sgd", "adam")
+# %% ../nbs/02_train.ipynb #b0f857f0
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -72,9 +73,10 @@ class NonFiniteLoss(FloatingPointError):
 
 
 def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    "SGD with momentum 0.9, or Adam."
+    "SGD with momentum 0.9, Adam (L2 penalty), or AdamW (decoupled weight decay: BERT fine-tuning's optimiser)."
     if name == "sgd": return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay)
     if name == "adam": return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw": return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"optimizer={name!r}; allowed: {OPTIMIZERS}")
 
 
@@ -141,14 +143,22 @@ def plan_budget(n: int, batch_size: int, epochs: int, min_steps: int, period_ste
     period = max(steps_per_epoch, period_steps)
     return Budget(steps_per_epoch, period, -(-max(epochs * steps_per_epoch, min_steps) // period))
 
-# %% ../nbs/02_train.ipynb #a3f9c793
-SCHEDULES = ("cosine", "constant")
+# %% ../nbs/02_train.ipynb #7277ee9c
+SCHEDULES = ("cosine", "constant", "linear")
+LINEAR_WARMUP_SHARE = 0.05  # `linear`: warm-up over this share of the steps (BERT fine-tuning's schedule)
+
+
+def warmup_steps(schedule: str, steps: int, period: int, warmup: int) -> int:
+    "Warm-up steps: `LINEAR_WARMUP_SHARE` of the steps for `linear`, else `warmup` periods of `period` steps (at most all)."
+    if schedule == "linear": return min(steps, math.ceil(LINEAR_WARMUP_SHARE * steps))
+    return min(warmup * period, steps)
 
 
 def lr_multiplier(step: int, total: int, warmup: int, schedule: str = "cosine") -> float:
-    "The learning rate of 0-based `step` relative to `lr`: linear warm-up over `warmup` steps, then cosine annealing to 0 at `total`, or constant."
+    "The learning rate of 0-based `step` relative to `lr`: linear warm-up over `warmup` steps, then cosine or linear annealing to 0 at `total`, or constant."
     if step < warmup: return (step + 1) / warmup
     if schedule == "constant": return 1.0
+    if schedule == "linear": return max(0.0, (total - step) / max(1, total - warmup))
     if schedule != "cosine": raise ValueError(f"schedule={schedule!r}; allowed: {SCHEDULES}")
     return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
@@ -167,7 +177,7 @@ class FitResult:
     planned_steps: int = 0    # the budget; steps < planned_steps when early stopping ended the run
     period_steps: int = 0     # steps per evaluation period
 
-# %% ../nbs/02_train.ipynb #24db4588
+# %% ../nbs/02_train.ipynb #dd55c059
 VAL_SHARE = 0.05  # `val_every="auto"`: validation images at most this share of the images trained on
 
 
@@ -213,7 +223,7 @@ def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | 
     if has_val: val_x, val_y = val_x.to(device), val_y.to(device)
     optimisers = make_optimizers(model, optimizer, lr, weight_decay)
     samples = getattr(model, "structure_samples", 1)
-    warmup_steps = min(warmup * budget.period, budget.steps)
+    warmup_steps_ = warmup_steps(schedule, budget.steps, budget.period, warmup)
     start, curve, step = time.perf_counter(), [], 0
     best_acc, best_period, best_state = -math.inf, 0, None
     # a model with a KL term optimises its real objective only once the warm-up is over
@@ -229,7 +239,7 @@ def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | 
             total, seen = torch.zeros((), device=device), 0
             first_bad, bad_loss = torch.full((), -1, device=device), torch.zeros((), device=device)
             for _ in range(budget.period):
-                rate = lr * lr_multiplier(step, budget.steps, warmup_steps, schedule)
+                rate = lr * lr_multiplier(step, budget.steps, warmup_steps_, schedule)
                 for group in optimisers[0].param_groups: group["lr"] = rate
                 idx = next(batches)
                 xb = as_batch(x[idx] if augment is None else augment(x[idx], generator), channels_last)
@@ -271,12 +281,33 @@ def fit(model: ALModel, x: torch.Tensor, y: torch.Tensor, val_x: torch.Tensor | 
                      curve[-1]["train_loss"], time.perf_counter() - start, curve, step, best_step, budget.steps,
                      budget.period)
 
-# %% ../nbs/02_train.ipynb #d91d05f3
+# %% ../nbs/02_train.ipynb #d7644f30
+def inference_order(model: ALModel, x: torch.Tensor) -> torch.Tensor | None:
+    "Texts (int64 token ids, a body with a `pad_id`): the positions by increasing length, so a batch pads little; None for images."
+    pad_id = getattr(model.body, "pad_id", None)
+    if pad_id is None or x.dim() != 2 or x.dtype != torch.long: return None
+    return torch.argsort((x != pad_id).sum(1), stable=True)
+
+
+def confusion_metrics(confusion: np.ndarray) -> dict:
+    "Macro-F1, micro-F1 and balanced accuracy from a confusion matrix (row: true class), as scikit-learn defines them."
+    confusion = np.asarray(confusion, dtype=np.float64)
+    tp, truth, predicted = np.diag(confusion), confusion.sum(1), confusion.sum(0)
+    seen = (truth + predicted) > 0  # scikit-learn averages over the classes in the labels or the predictions
+    f1 = np.divide(2 * tp, truth + predicted, out=np.zeros_like(tp), where=seen)
+    recall = np.divide(tp, truth, out=np.zeros_like(tp), where=truth > 0)
+    total = confusion.sum()
+    return {"macro_f1": float(f1[seen].mean()) if seen.any() else math.nan,
+            "micro_f1": float(tp.sum() / total) if total else math.nan,  # = accuracy for one label per example
+            "balanced_accuracy": float(recall[truth > 0].mean()) if (truth > 0).any() else math.nan}
+
+
 @torch.no_grad()
 def evaluate(model: ALModel, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512,
              device: str | torch.device = "auto", precision: str = "fp32", channels_last: bool = False) -> dict:
-    "Accuracy, mean cross-entropy (from logits) and the confusion matrix of `model` on (`x`, `y`), in eval mode."
+    "Accuracy, mean cross-entropy (from logits), macro/micro-F1, balanced accuracy and the confusion matrix of `model` on (`x`, `y`), in eval mode."
     device = resolve_device(device)
+    if (order := inference_order(model, x)) is not None: x, y = x[order], y[order]
     was_training = model.training
     model.eval().to(device)
     correct, loss, confusion = 0, 0.0, None
@@ -291,8 +322,8 @@ def evaluate(model: ALModel, x: torch.Tensor, y: torch.Tensor, batch_size: int =
         counts = torch.bincount(target * n_classes + predicted, minlength=n_classes * n_classes).cpu()
         confusion = counts if confusion is None else confusion + counts
     model.train(was_training)
-    return {"accuracy": correct / len(x), "loss": loss / len(x),
-            "confusion": confusion.reshape(n_classes, n_classes).numpy()}  # row: true class, column: predicted
+    confusion = confusion.reshape(n_classes, n_classes).numpy()  # row: true class, column: predicted
+    return {"accuracy": correct / len(x), "loss": loss / len(x), **confusion_metrics(confusion), "confusion": confusion}
 
 
 @dataclass
@@ -307,8 +338,10 @@ class Predictions:
 def predict(model: ALModel, x: torch.Tensor, *, embeddings: bool = False, mc_samples: int = 0,
             batch_size: int = 512, seed: int = 0, device: str | torch.device = "auto",
             progress: bool = False, precision: str = "fp32", channels_last: bool = False) -> Predictions:
-    "Probabilities (eval mode), optionally embeddings and `mc_samples` MC-dropout probability samples."
+    "Probabilities (eval mode), optionally embeddings and `mc_samples` MC-dropout probability samples (texts in length order, returned in `x`'s)."
     device = resolve_device(device)
+    order = inference_order(model, x)
+    if order is not None: x = x[order]
     was_training = model.training
     model.eval().to(device)
     head_only = not has_body_dropout(model)
@@ -328,5 +361,7 @@ def predict(model: ALModel, x: torch.Tensor, *, embeddings: bool = False, mc_sam
                         passes = [model.classify(rest(h)) for _ in range(mc_samples)]
                 mc.append(torch.stack(passes).float().softmax(2).cpu())
     model.train(was_training)
-    return Predictions(torch.cat(probs), torch.cat(embeds) if embeddings else None,
-                       torch.cat(mc, 1) if mc_samples else None)
+    out = Predictions(torch.cat(probs), torch.cat(embeds) if embeddings else None, torch.cat(mc, 1) if mc_samples else None)
+    if order is None: return out
+    back = torch.argsort(order)  # from length order to `x`'s order
+    return Predictions(out.probs[back], out.embeddings[back] if embeddings else None, out.mc_probs[:, back] if mc_samples else None)
