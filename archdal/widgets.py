@@ -28,9 +28,9 @@ from .core import RunDir, read_config, read_history, read_queries, read_records
 
 # %% auto #0
 __all__ = ['CLASS_COLOURS', 'chart_png', 'image_grid', 'cached_dataset', 'RunRecords', 'read_run', 'query_captions',
-           'query_images_png', 'score_histogram_chart', 'feature_map_chart', 'class_table_html', 'per_class_accuracy',
-           'confusion_chart', 'QueryExplorer', 'arch_summary_table', 'arch_rounds_chart', 'arch_rounds_table',
-           'table_html', 'ArchExplorer']
+           'query_images_png', 'query_texts_html', 'query_view', 'score_histogram_chart', 'feature_map_chart',
+           'class_table_html', 'per_class_accuracy', 'confusion_chart', 'QueryExplorer', 'arch_summary_table',
+           'arch_rounds_chart', 'arch_rounds_table', 'table_html', 'ArchExplorer']
 
 # %% ../nbs/07_widgets.ipynb #80526b15
 def chart_png(chart: alt.TopLevelMixin, scale_factor: float = 1.0) -> bytes:
@@ -156,6 +156,29 @@ def query_images_png(look: RunRecords, r: int, size: int = 64, columns: int = 10
     "PNG of the images labelled at round `r` with their `query_captions`."
     return image_grid(look.data.train_x[look.queries[r]], query_captions(look, r), size=size, columns=columns)
 
+# %% ../nbs/07_widgets.ipynb #83c8f867
+def _as_text(text) -> str: return " ‖ ".join(text) if isinstance(text, (tuple, list)) else str(text)
+
+
+def query_texts_html(look: RunRecords, r: int, max_chars: int = 160) -> str:
+    "HTML table of the texts labelled at round `r`: pick order, true>predicted class with the score (or the class), text."
+    queried = look.queries[r]
+    captions = query_captions(look, r)
+    rows = []
+    for k, (i, caption) in enumerate(zip(queried, captions)):
+        text = _as_text(look.data.train_text[i])
+        text = text if len(text) <= max_chars else text[:max_chars - 1] + "…"
+        rows.append(f"<tr><td style='text-align:right'>{k + 1}</td><td><code>{html.escape(caption)}</code></td>"
+                    f"<td>{html.escape(text)}</td></tr>")
+    head = "<tr><th>#</th><th>true&gt;predicted score</th><th>text</th></tr>" if r else "<tr><th>#</th><th>class</th><th>text</th></tr>"
+    return f"<table class='archdal-texts'>{head}{''.join(rows)}</table>"
+
+
+def query_view(look: RunRecords, r: int, size: int = 64, columns: int = 10) -> tuple[bytes | None, str]:
+    "(PNG of the images, '') or (None, HTML table of the texts) labelled at round `r`: what the views show of the picks."
+    if look.data.modality == "text": return None, query_texts_html(look, r)
+    return query_images_png(look, r, size, columns), ""
+
 # %% ../nbs/07_widgets.ipynb #f99dd923
 def score_histogram_chart(look: RunRecords, r: int, bins: int = 30) -> alt.VConcatChart | None:
     "Histogram of the round-(`r`−1) scores (or confidences) of the recorded candidates, the queried as ticks, cut-off marked."
@@ -264,7 +287,7 @@ def confusion_chart(confusion: np.ndarray, classes: list[str], title: str = "") 
         tooltip=["true", alt.Tooltip("accuracy:Q", format=".3f")]).properties(width=120, height=220)
     return alt.hconcat(heat, bars, spacing=4).properties(title=title)
 
-# %% ../nbs/07_widgets.ipynb #c0250242
+# %% ../nbs/07_widgets.ipynb #2e4d30cc
 class _Explorer:
     "What both explorers share: a changed control first re-syncs the controls that depend on it, then re-renders."
     def _start(self, controls):
@@ -320,15 +343,15 @@ class QueryExplorer(_Explorer):
                                                              for k in RUN_KEY)
         self.compare = W.Dropdown(description="compare", layout=W.Layout(width="240px"))
         self.round_slider = W.IntSlider(description="round", min=0, max=0, continuous_update=False)
-        self.title, self.histogram, self.comparison = W.HTML(), W.HTML(), W.HTML()
+        self.title, self.histogram, self.comparison, self.texts = W.HTML(), W.HTML(), W.HTML(), W.HTML()
         self.images, self.scores, self.projection, self.confusion, self.compare_images = (_png_image() for _ in range(5))
         for widget, name in ((self.title, "title"), (self.histogram, "histogram"), (self.images, "images"),
                              (self.projection, "projection"), (self.round_slider, "round"), (self.scores, "scores"),
                              (self.confusion, "confusion"), (self.compare, "compare"), (self.comparison, "comparison"),
-                             (self.compare_images, "compare-images"), (self.strategy, "strategy")):
+                             (self.compare_images, "compare-images"), (self.strategy, "strategy"), (self.texts, "texts")):
             widget.add_class(f"archdal-query-{name}")
         self.widget = W.VBox([W.HBox([self.dataset, self.arch, self.strategy, self.seed]),
-                              W.HBox([self.round_slider, self.compare]), self.title, self.images,
+                              W.HBox([self.round_slider, self.compare]), self.title, self.images, self.texts,
                               W.HBox([self.scores, self.projection]), W.HBox([self.histogram, self.confusion]),
                               self.comparison, self.compare_images])
         self.widget.add_class("archdal-query-explorer")
@@ -385,18 +408,20 @@ class QueryExplorer(_Explorer):
         confusion = look.records.get(r, {}).get("test_confusion")
         # render everything first, then update the page in one burst, the title last: a reader (or a test) that
         # sees the new title sees the new pictures
-        pictures = {self.images: query_images_png(look, r, self.thumbnail, self.columns),
+        picks, texts = query_view(look, r, self.thumbnail, self.columns)
+        pictures = {self.images: picks,
                     self.scores: _png(score_histogram_chart(look, r)),
                     self.projection: _png(feature_map_chart(look, r, self.max_background)),
                     self.confusion: _png(None if confusion is None else
                                          confusion_chart(confusion, look.data.classes, f"Test set, the round-{r} model"))}
         comparison = self._comparison(look, r, labelled)
         for image, png in pictures.items(): _show(image, png)
+        self.texts.value, self.texts.layout.display = texts, "" if texts else "none"
         self.histogram.value = class_table_html(labels, look.data.classes, queried, labelled)
         self.comparison.value, compared = comparison
         _show(self.compare_images, compared)
         self.title.value = (f"<b>{html.escape(self.dataset.value)} · {html.escape(self.arch.value)} · {strategy} · "
-                            f"seed {self.seed.value} — round {r} of {look.last_round}</b>: {len(queried)} images "
+                            f"seed {self.seed.value} — round {r} of {look.last_round}</b>: {len(queried)} {look.data.modality}s "
                             f"labelled at this round, {chosen}; {result}.")
 
     def _comparison(self, look: RunRecords, r: int, labelled: np.ndarray) -> tuple[str, bytes | None]:
@@ -410,7 +435,8 @@ class QueryExplorer(_Explorer):
         text = (f"<b>{html.escape(self.compare.value)}</b>, same seed, round {r}: {shared} of its {len(theirs)} images are "
                 f"also {html.escape(self.strategy.value)}'s; the labelled sets after round {r} share "
                 f"{len(np.intersect1d(labelled, their_labelled))} of {len(labelled)} images.")
-        return text, query_images_png(other, r, self.thumbnail, self.columns)
+        picks, texts = query_view(other, r, self.thumbnail, self.columns)
+        return text + texts, picks
 
 # %% ../nbs/07_widgets.ipynb #4e848076
 def _summary_fields(df: pd.DataFrame) -> list[str]:

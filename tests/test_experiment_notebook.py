@@ -25,7 +25,9 @@ def parameters_cell() -> dict:
 
 
 def test_parameters_cell_is_exactly_the_config_with_its_defaults():
-    defaults = {f.name: getattr(ExperimentConfig(), f.name) for f in dataclasses.fields(ExperimentConfig)}
+    "`auto` fields (the dataset's protocol) stay `auto` in the notebook: they are resolved for the dataset run"
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(ExperimentConfig)}
     assert parameters_cell() == defaults
 
 
