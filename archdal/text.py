@@ -20,10 +20,11 @@ from .data import DatasetFilesMissing, DatasetSplits
 from .models import BODY_DROPOUT_ON
 
 # %% auto #0
-__all__ = ['TEXT_PACKAGES', 'MAX_TOKENS', 'POOLINGS', 'ENCODER_DROPOUT', 'ENCODER_ARGS', 'HUB_ENCODERS', 'SCRATCH_PROTOCOL',
-           'PackageFileMissing', 'package_file', 'minilm_path', 'load_tokenizer', 'tokenize', 'text_splits',
-           'retokenized', 'load_trec6', 'load_sms_spam', 'load_rotten_tomatoes', 'load_hf_text', 'trim_padding',
-           'EncoderBody', 'encoder_from', 'minilm', 'BagOfEmbeddings', 'TextCNN', 'bag_of_embeddings', 'textcnn']
+__all__ = ['TEXT_PACKAGES', 'MAX_TOKENS', 'HF_POOL_SUBSETS', 'POOLINGS', 'ENCODER_DROPOUT', 'ENCODER_ARGS', 'HUB_ENCODERS',
+           'SCRATCH_PROTOCOL', 'PackageFileMissing', 'package_file', 'minilm_path', 'load_tokenizer', 'tokenize',
+           'text_splits', 'retokenized', 'load_trec6', 'load_sms_spam', 'load_rotten_tomatoes', 'load_hf_text',
+           'trim_padding', 'EncoderBody', 'encoder_from', 'minilm', 'BagOfEmbeddings', 'TextCNN', 'bag_of_embeddings',
+           'textcnn', 'tiny_hub_model']
 
 # %% ../nbs/01b_text.ipynb #cdaaac7c
 class PackageFileMissing(FileNotFoundError):
@@ -146,8 +147,9 @@ def load_rotten_tomatoes(data_root: Path = None, download: bool = False) -> Data
     labels = (table["category"] == "fresh").astype(int).to_numpy()
     return _fixed_text_split("rotten_tomatoes", table["text"].astype(str).tolist(), labels, ["rotten", "fresh"], 2000)
 
-# %% ../nbs/01b_text.ipynb #af8e27b3
+# %% ../nbs/01b_text.ipynb #fb15be04
 _HF_DATASETS = {  # name: (hub id, hub config, text columns, test split, class names or their number)
+    # the pool texts the reference scores per query, where it differs from the text protocol's 3,000: `HF_POOL_SUBSETS`
     "agnews": ("fancyzhx/ag_news", None, ("text",), "test", ["World", "Sports", "Business", "Sci/Tech"]),
     "banking77": ("PolyAI/banking77", None, ("text",), "test", 77),
     "dbpedia14": ("fancyzhx/dbpedia_14", None, ("title", "content"), "test",
@@ -156,6 +158,7 @@ _HF_DATASETS = {  # name: (hub id, hub config, text columns, test split, class n
     "qnli": ("nyu-mll/glue", "qnli", ("question", "sentence"), "validation", ["entailment", "not_entailment"]),
 }
 _HF_FORMATS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "json", ".json": "json"}
+HF_POOL_SUBSETS = {"dbpedia14": 10_000, "qnli": 500}  # the reference's per-query pool subsets (AG News, Banking77: 3,000)
 
 
 def _local_files(folder: Path) -> dict[str, str] | None:
@@ -198,7 +201,8 @@ def load_hf_text(name: str, data_root: Path, download: bool = True) -> DatasetSp
 
 
 for _name in _HF_DATASETS:
-    _text_loader(_name, origin=f"load_hf_text({_name!r})")(functools.partial(load_hf_text, _name))
+    _loader = _text_loader(_name, origin=f"load_hf_text({_name!r})")(functools.partial(load_hf_text, _name))
+    if _name in HF_POOL_SUBSETS: _loader.protocol = {"pool_subset": HF_POOL_SUBSETS[_name]}
 
 # %% ../nbs/01b_text.ipynb #4decddb1
 def trim_padding(ids: torch.Tensor, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,7 +232,7 @@ class EncoderBody(nn.Module):
         weights = mask.unsqueeze(-1).to(hidden.dtype)
         return (hidden * weights).sum(1) / weights.sum(1).clamp_min(1)
 
-# %% ../nbs/01b_text.ipynb #f437f8e9
+# %% ../nbs/01b_text.ipynb #4b333e09
 POOLINGS = ("cls", "mean")
 
 
@@ -238,6 +242,7 @@ def encoder_from(path: str | Path, in_shape, layers: int | None, body_dropout: f
     import transformers
     from transformers import AutoConfig, AutoModel
     transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # "Loading weights" bars every round
     if pooling not in POOLINGS: raise ValueError(f"pooling={pooling!r}; allowed: {POOLINGS}")
     try:
         config = AutoConfig.from_pretrained(str(path))
@@ -358,3 +363,20 @@ def textcnn(in_shape, dim, width, kernels, body_dropout) -> tuple[nn.Module, int
     if not kernels or not all(isinstance(k, int) and 1 <= k <= 64 for k in kernels):
         raise ValueError(f"kernels={kernels!r}; allowed: a non-empty list of integers in [1, 64]")
     return TextCNN(in_shape[0], _pad_id(), dim, width, tuple(kernels), body_dropout), width * len(kernels)
+
+# %% ../nbs/01b_text.ipynb #0d306c03
+def tiny_hub_model(kind: str, folder: str | Path, seed: int = 0) -> str:
+    "Save a tiny random `kind` (one of `HUB_ENCODERS`: 2 layers, hidden 32) with MiniLM's tokenizer in `folder`, as from the hub; its path."
+    from transformers import AutoConfig, AutoModel
+    if kind not in HUB_ENCODERS: raise ValueError(f"kind={kind!r}; allowed: {list(HUB_ENCODERS)}")
+    sizes = dict(bert=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
+                 distilbert=dict(dim=32, n_layers=2, n_heads=2, hidden_dim=64),
+                 roberta=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64))[kind]
+    tok = load_tokenizer(str(minilm_path()))
+    config = AutoConfig.for_model(kind, vocab_size=len(tok), **sizes,
+                                  **({"pad_token_id": 1, "max_position_embeddings": 160} if kind == "roberta" else {}))
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        AutoModel.from_config(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return str(folder)

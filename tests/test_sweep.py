@@ -1,4 +1,4 @@
-"""End-to-end sweeps: the archdal-sweep command on a grid of strategies x architecture sizes with a report and a re-run
+"""End-to-end sweeps: the archdal-sweep command on a grid of strategies x architecture sizes (on texts) with a report and a re-run
 that does nothing; a sweep on a cluster of `dask scheduler` and `dask worker` processes, one cell per GPU resource,
 where one cell fails at run time and a worker is killed mid-cell, with the cells' round lines in the terminal; and
 archdal-sweep itself killed and re-run."""
@@ -39,18 +39,23 @@ def sweep_command(*args, cwd):
     return done, time.perf_counter() - started
 
 
+TEXT = dict(dataset="trec6", arch="textcnn", rounds=1, budget=6, n_init_per_class=2, epochs=2, min_steps=0,
+            pool_subset=200, device="cpu")
+
+
 def test_cli_grid_with_report_then_rerun_does_nothing(tmp_path):
-    "Strategies x architecture sizes (cnn at depth 1 and 2: architectures of their own) in one out_dir and one report."
-    done, _ = sweep_command("--grid", "strategy=random,margin", "--grid", "arch_kwargs={depth: 1},{depth: 2}", "--grid", "seed=0",
-                            *set_args(TINY), "--set", "out_dir=runs", "--report", "report.ipynb", "--summary", "summary.csv",
+    """Strategies x architecture sizes (the TextCNN with 16 and 32 filters per width: architectures of their own) on texts,
+    in one out_dir and one report."""
+    done, _ = sweep_command("--grid", "strategy=random,margin", "--grid", "arch_kwargs={width: 16},{width: 32}", "--grid", "seed=0",
+                            *set_args(TEXT), "--set", "out_dir=runs", "--report", "report.ipynb", "--summary", "summary.csv",
                             "--quiet", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "4 done, 0 skipped, 0 failed" in done.stdout
     summary = pd.read_csv(tmp_path / "summary.csv")
     assert len(summary) == 4 and (summary.status == "done").all() and summary.seconds.gt(0).all()
-    assert sorted(p.name for p in (tmp_path / "runs" / "digits").iterdir()) == ["cnn-depth1", "cnn-depth2"]
+    assert sorted(p.name for p in (tmp_path / "runs" / "trec6").iterdir()) == ["textcnn-width16", "textcnn-width32"]
     for run_dir in map(Path, summary.run_dir):
-        assert run_dir.is_relative_to(tmp_path / "runs" / "digits")
+        assert run_dir.is_relative_to(tmp_path / "runs" / "trec6")
         assert len(read_history(RunDir(run_dir))) == 2 and not (run_dir / "failed.json").exists()
         assert json.loads((run_dir / "config.json").read_text())["environment"]["threads"] == 1  # no oversubscription
         executed = nbformat.read(run_dir / "experiment.ipynb", as_version=4)
@@ -59,16 +64,17 @@ def test_cli_grid_with_report_then_rerun_does_nothing(tmp_path):
     assert (tmp_path / "report.ipynb").exists()
     assert (tmp_path / "report" / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
     auc = pd.read_csv(tmp_path / "report" / "auc.csv")
-    assert len(auc) == 4 and sorted(set(auc.arch)) == ["cnn-depth1", "cnn-depth2"]
+    assert len(auc) == 4 and sorted(set(auc.arch)) == ["textcnn-width16", "textcnn-width32"] and set(auc.dataset) == {"trec6"}
+    assert (tmp_path / "report" / "strategy_rank_by_arch.png").read_bytes()[:4] == b"\x89PNG"
     histories = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("history.jsonl")}
 
     # the same grid again, from a YAML file: every cell is skipped, no cluster is started
     (tmp_path / "sweep.yaml").write_text(
-        "grid:\n  strategy: [random, margin]\n  arch_kwargs: [{depth: 1}, {depth: 2}]\n  seed: [0]\n"
-        "fixed:\n" + "".join(f"  {k}: {v}\n" for k, v in {**TINY, "out_dir": "runs"}.items()))
-    again, seconds = sweep_command("--config", "sweep.yaml", "--quiet", cwd=tmp_path)
+        "grid:\n  strategy: [random, margin]\n  arch_kwargs: [{width: 16}, {width: 32}]\n  seed: [0]\n"
+        "fixed:\n" + "".join(f"  {k}: {v}\n" for k, v in {**TEXT, "out_dir": "runs"}.items()))
+    again, _ = sweep_command("--config", "sweep.yaml", "--quiet", cwd=tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert "0 done, 4 skipped, 0 failed" in again.stdout and seconds < 30, (again.stdout, seconds)
+    assert "0 done, 4 skipped, 0 failed" in again.stdout, again.stdout
     assert {p: p.stat().st_mtime_ns for p in histories} == histories
 
 

@@ -1,21 +1,16 @@
 """End-to-end text: the experiment notebook on trec6 with the packaged MiniLM (truncated to one layer) and BADGE, as the
-README runs it, showing the queried texts; a sweep over text architectures x strategies and its report; the packages
-that carry the text data are the ones the Makefile installs."""
+README runs it, showing the queried texts; the packages that carry the text data are the ones the Makefile installs. (A
+sweep over text architecture sizes x strategies with its report is tests/test_sweep.py's first test.)"""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
-import pandas as pd
 import papermill
 
 from archdal.text import TEXT_PACKAGES
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "nbs" / "experiment.ipynb"
-SWEEP = Path(sys.executable).with_name("archdal-sweep")
 TINY = dict(dataset="trec6", budget=12, rounds=1, n_init_per_class=2, min_steps=20, pool_subset=200, progress=False,
             device="cpu")
 
@@ -44,16 +39,3 @@ def test_minilm_with_badge_on_trec6_shows_the_queried_texts(tmp_path):
     assert "archdal-texts" in outputs and "?" in texts  # TREC's questions, shown as text
     assert (run_dir / "feature_map.png").read_bytes()[:4] == b"\x89PNG"
     assert "queried_texts.html" in json.loads((run_dir / "manifest.json").read_text())
-
-
-def test_a_sweep_of_text_architectures_and_strategies_with_its_report(tmp_path):
-    fixed = {**TINY, "min_steps": 10, "pool_subset": 60, "out_dir": "runs"}
-    done = subprocess.run([str(SWEEP), "--grid", "arch=textcnn,bag_of_embeddings", "--grid", "strategy=random,entropy",
-                           *[a for k, v in fixed.items() for a in ("--set", f"{k}={v}")], "--report", "report.ipynb",
-                           "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "OMP_NUM_THREADS": "1"})
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "4 done, 0 skipped, 0 failed" in done.stdout
-    auc = pd.read_csv(tmp_path / "report" / "auc.csv")
-    assert len(auc) == 4 and sorted(set(auc.arch)) == ["bag_of_embeddings", "textcnn"] and set(auc.dataset) == {"trec6"}
-    assert (tmp_path / "report" / "strategy_rank_by_arch.png").read_bytes()[:4] == b"\x89PNG"
