@@ -36,8 +36,8 @@ from .train import (OPTIMIZERS, PRECISIONS, NonFiniteLoss, derive_seed, evaluate
 # %% auto #0
 __all__ = ['VAL_SOURCES', 'EXPERIMENT_SPEC', 'BRIEF_ERRORS', 'CHECKPOINT_VERSION', 'CHECKPOINT_KEYS', 'VIEWS', 'ExperimentConfig',
            'notebook_config', 'brief_errors', 'run_dir_for', 'ExperimentResult', 'initial_split', 'round_validation',
-           'inference_options', 'pca_2d', 'query_record', 'deterministic_algorithms', 'torch_threads', 'RoundClock',
-           'check_experiment', 'run_experiment']
+           'EvalLogits', 'model_query_inputs', 'inference_options', 'pca_2d', 'query_record',
+           'deterministic_algorithms', 'torch_threads', 'RoundClock', 'check_experiment', 'run_experiment']
 
 # %% ../nbs/05_loop.ipynb #aa4a7e82
 VAL_SOURCES = ("held_out", "labelled")  # where the validation images come from (`round_validation`)
@@ -387,7 +387,28 @@ def round_validation(config: ExperimentConfig, data: DatasetSplits, split, label
     validated = stratified_subset(labelled, y, n_val, np.random.default_rng(derive_seed(config.seed, round, "validation")))
     return np.setdiff1d(labelled, validated), validated
 
-# %% ../nbs/05_loop.ipynb #8b32c518
+# %% ../nbs/05_loop.ipynb #89481514
+class EvalLogits:
+    "`net` (the model or a part of it) as a function of a batch to logits: `model` in eval mode, on its device, float32."
+    def __init__(self, net: torch.nn.Module, model: torch.nn.Module): self.net, self.model = net, model
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        was_training, device = self.model.training, next(self.model.parameters()).device
+        self.model.eval()
+        try: return self.net(x.to(device)).float().to(x.device)
+        finally: self.model.train(was_training)
+
+
+def model_query_inputs(needs, model, data, candidates, pool) -> dict:
+    "The `QueryInputs` fields beyond `predict`'s outputs that a strategy `needs`: labels, the head, the network and its inputs."
+    extra = {}
+    if "labelled_labels" in needs: extra["labelled_labels"] = torch.as_tensor(data.train_y[pool.labelled]).long()
+    if "head" in needs: extra["head"] = EvalLogits(model.head, model)
+    if "model" in needs: extra["model"] = EvalLogits(model, model)
+    if "pool_x" in needs: extra["pool_x"] = data.train_x[candidates]
+    return extra
+
+# %% ../nbs/05_loop.ipynb #1ffc3f5c
 def _candidates(pool: Pool, config: ExperimentConfig, round: int) -> np.ndarray:
     "The unlabelled images scored this round: all of them, or a seeded random `pool_subset` of them."
     unlabelled = pool.unlabelled
@@ -413,7 +434,7 @@ def _query_inputs(needs, model, data, candidates, pool, config, round, device) -
         labelled = predict(model, data.train_x[pool.labelled], embeddings=True, **inference_options(config, device)).embeddings
     probs = out.mc_probs.mean(0) if config.mc_predictive else out.probs  # Gal et al.'s MC-averaged predictive
     return QueryInputs(probs=probs, mc_probs=out.mc_probs if "mc_probs" in needs else None, embeddings=out.embeddings,
-                       labelled_embeddings=labelled)
+                       labelled_embeddings=labelled, **model_query_inputs(needs, model, data, candidates, pool))
 
 
 def _query_round(config, model, data, pool, round, device) -> tuple[np.ndarray, np.ndarray, QueryInputs, np.ndarray]:

@@ -32,7 +32,7 @@ from archdal.data import load_dataset
 from archdal.loop import ExperimentConfig, run_experiment
 from reporting import markdown, write_report  # bench/ is on the path when a script here runs
 
-STRATEGIES = ["random", "entropy", "typiclust", "probcover"]
+STRATEGIES = ["random", "entropy", "typiclust", "probcover", "bald", "alfamix", "epig", "dfal"]
 LOW_BUDGET = (20, 100)  # labelled-set sizes where the claim is made
 
 
