@@ -39,7 +39,7 @@ __all__ = ['VAL_SOURCES', 'EXPERIMENT_SPEC', 'BRIEF_ERRORS', 'CHECKPOINT_VERSION
            'EvalLogits', 'model_query_inputs', 'inference_options', 'pca_2d', 'query_record',
            'deterministic_algorithms', 'torch_threads', 'RoundClock', 'check_experiment', 'run_experiment']
 
-# %% ../nbs/05_loop.ipynb #aa4a7e82
+# %% ../nbs/05_loop.ipynb #e12b4395
 VAL_SOURCES = ("held_out", "labelled")  # where the validation images come from (`round_validation`)
 
 
@@ -78,7 +78,7 @@ class ExperimentConfig:
     dropout: float = param("float", 0.25, "dropout before the last layer (also sampled by MC dropout)", low=0.0,
                            high=1.0, high_open=True)
     mc_samples: int = param("int", 20, "MC-dropout passes for the strategies that need them (bald, batchbald, "
-                            "var_ratios, mean_std) and for `mc_predictive`", low=2, high=1_000)
+                            "var_ratios, mean_std, epig) and for `mc_predictive`", low=2, high=1_000)
     mc_predictive: bool = param("bool", False, "scoring strategies score the MC-averaged predictive distribution "
                                 "instead of the deterministic softmax (`entropy` becomes Gal et al.'s Max Entropy)")
     acquisition: str = param("choice", "top", "`top` (the best scores), or stochastic batch acquisition "
