@@ -38,11 +38,11 @@ from .train import (OPTIMIZERS, PRECISIONS, SCHEDULES, NonFiniteLoss, derive_see
 # %% auto #0
 __all__ = ['VAL_SOURCES', 'PROTOCOLS', 'EXPERIMENT_SPEC', 'BRIEF_ERRORS', 'CHECKPOINT_VERSION', 'CHECKPOINT_KEYS', 'VIEWS',
            'protocol_defaults', 'ExperimentConfig', 'notebook_config', 'brief_errors', 'run_dir_for',
-           'ExperimentResult', 'tokenized_for', 'initial_split', 'round_validation', 'inference_options', 'pca_2d',
-           'query_record', 'deterministic_algorithms', 'torch_threads', 'RoundClock', 'check_experiment',
-           'run_experiment']
+           'ExperimentResult', 'tokenized_for', 'initial_split', 'round_validation', 'EvalLogits', 'model_query_inputs',
+           'inference_options', 'pca_2d', 'query_record', 'deterministic_algorithms', 'torch_threads', 'RoundClock',
+           'check_experiment', 'run_experiment']
 
-# %% ../nbs/05_loop.ipynb #84961428
+# %% ../nbs/05_loop.ipynb #d0e9905b
 VAL_SOURCES = ("held_out", "labelled")  # where the validation images come from (`round_validation`)
 
 # the training protocol per modality: what a field left at "auto" becomes. Images: the reference's image
@@ -106,7 +106,7 @@ class ExperimentConfig:
     dropout: float = param("float", 0.25, "dropout before the last layer (also sampled by MC dropout)", low=0.0,
                            high=1.0, high_open=True)
     mc_samples: int = param("int", 20, "MC-dropout passes for the strategies that need them (bald, batchbald, "
-                            "var_ratios, mean_std) and for `mc_predictive`", low=2, high=1_000)
+                            "var_ratios, mean_std, epig) and for `mc_predictive`", low=2, high=1_000)
     mc_predictive: bool = param("bool", False, "scoring strategies score the MC-averaged predictive distribution "
                                 "instead of the deterministic softmax (`entropy` becomes Gal et al.'s Max Entropy)")
     acquisition: str = param("choice", "top", "`top` (the best scores), or stochastic batch acquisition "
@@ -362,7 +362,7 @@ def _environment(device: torch.device) -> dict:
     return {"archdal": __version__, "torch": torch.__version__, "python": platform.python_version(),
             "device": str(device), "threads": torch.get_num_threads()}
 
-# %% ../nbs/05_loop.ipynb #dcb55d69
+# %% ../nbs/05_loop.ipynb #62899a6f
 @dataclass
 class ExperimentResult:
     "A finished (or resumed) run: its directory, one history row per round and the labels queried."
@@ -379,6 +379,10 @@ def _check_against_data(config: ExperimentConfig, data: DatasetSplits, split) ->
     if config.budget * config.rounds > pool_size:
         problems.append(f"budget={config.budget} x rounds={config.rounds} = {config.budget * config.rounds} "
                         f"images to query, but the pool holds {pool_size}; allowed: budget x rounds <= {pool_size}")
+    if "pool_x" in get_strategy(config.strategy).needs and data.modality == "text":
+        problems.append(f"strategy={config.strategy!r} perturbs the inputs along their gradient, and dataset="
+                        f"{config.dataset!r} holds texts (token ids have none); allowed on texts: "
+                        f"{[s for s in list_strategies() if 'pool_x' not in get_strategy(s).needs]}")
     try: check_arch(config.arch, data.in_shape, data.n_classes, config.dropout, config.arch_kwargs)
     except (ValueError, TypeError) as e: problems.append(f"arch={config.arch!r} with arch_kwargs={config.arch_kwargs!r}: {e}")
     else:
@@ -444,7 +448,28 @@ def round_validation(config: ExperimentConfig, data: DatasetSplits, split, label
     validated = stratified_subset(labelled, y, n_val, np.random.default_rng(derive_seed(config.seed, round, "validation")))
     return np.setdiff1d(labelled, validated), validated
 
-# %% ../nbs/05_loop.ipynb #8b32c518
+# %% ../nbs/05_loop.ipynb #89481514
+class EvalLogits:
+    "`net` (the model or a part of it) as a function of a batch to logits: `model` in eval mode, on its device, float32."
+    def __init__(self, net: torch.nn.Module, model: torch.nn.Module): self.net, self.model = net, model
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        was_training, device = self.model.training, next(self.model.parameters()).device
+        self.model.eval()
+        try: return self.net(x.to(device)).float().to(x.device)
+        finally: self.model.train(was_training)
+
+
+def model_query_inputs(needs, model, data, candidates, pool) -> dict:
+    "The `QueryInputs` fields beyond `predict`'s outputs that a strategy `needs`: labels, the head, the network and its inputs."
+    extra = {}
+    if "labelled_labels" in needs: extra["labelled_labels"] = torch.as_tensor(data.train_y[pool.labelled]).long()
+    if "head" in needs: extra["head"] = EvalLogits(model.head, model)
+    if "model" in needs: extra["model"] = EvalLogits(model, model)
+    if "pool_x" in needs: extra["pool_x"] = data.train_x[candidates]
+    return extra
+
+# %% ../nbs/05_loop.ipynb #1ffc3f5c
 def _candidates(pool: Pool, config: ExperimentConfig, round: int) -> np.ndarray:
     "The unlabelled images scored this round: all of them, or a seeded random `pool_subset` of them."
     unlabelled = pool.unlabelled
@@ -470,7 +495,7 @@ def _query_inputs(needs, model, data, candidates, pool, config, round, device) -
         labelled = predict(model, data.train_x[pool.labelled], embeddings=True, **inference_options(config, device)).embeddings
     probs = out.mc_probs.mean(0) if config.mc_predictive else out.probs  # Gal et al.'s MC-averaged predictive
     return QueryInputs(probs=probs, mc_probs=out.mc_probs if "mc_probs" in needs else None, embeddings=out.embeddings,
-                       labelled_embeddings=labelled)
+                       labelled_embeddings=labelled, **model_query_inputs(needs, model, data, candidates, pool))
 
 
 def _query_round(config, model, data, pool, round, device) -> tuple[np.ndarray, np.ndarray, QueryInputs, np.ndarray]:

@@ -9,6 +9,8 @@ archdal's strategies take tensors (`QueryInputs`). The peers take something else
   `predict_prob_dropout_split`, `get_embedding`) are replaced by table look-ups too, so that a timing
   measures DISTIL's selection and not a data loader that reads 50,000 rows one by one. DISTIL's
   `get_grad_embedding` is left as it is: building the C x D gradient embeddings is part of its BADGE.
+* DISTIL's `AdversarialDeepFool` takes a real network and a handler over the pool's inputs; `distil_deepfool`
+  builds it on a tensor of inputs (`IndexHandler` serves row i as (X[i], i)).
 * BAAL's heuristics (`baal.active.heuristics`) take probability arrays directly, shaped
   [N, C] or [N, C, S] (MC samples last); `baal_layout` gives archdal's S x N x C samples that shape.
 
@@ -82,6 +84,15 @@ def distil_strategy(cls, logits: torch.Tensor, features: torch.Tensor, labelled_
         mc_probs = torch.softmax(mc_logits, dim=2)
         strategy.predict_prob_dropout_split = lambda X, n_drop: mc_probs[:n_drop][:, table(X)]
     return strategy
+
+
+def distil_deepfool(model: torch.nn.Module, x: torch.Tensor, max_iter: int = 50):
+    """DISTIL's `AdversarialDeepFool` on the pool inputs `x` (N x ...) with the network `model`: its `cal_dis(row)`
+    is the squared norm of its DeepFool perturbation, `select(budget)` its picks. `IndexHandler` serves the rows."""
+    from distil.active_learning_strategies import AdversarialDeepFool
+    with torch.no_grad(): n_classes = model(x[:1]).shape[1]
+    return AdversarialDeepFool(x[:0], np.zeros(0, dtype=np.int64), x, model, IndexHandler, n_classes,
+                               dict(max_iter=max_iter, device="cpu"))
 
 
 def baal_layout(mc_probs: torch.Tensor) -> np.ndarray:

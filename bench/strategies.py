@@ -4,6 +4,7 @@ Run on demand, not in CI (a full run takes about 10 minutes on 2 cores):
 
     python bench/strategies.py                      # pools of 10,000 and 50,000, budget 1,000
     python bench/strategies.py --sizes 10000 --full # DISTIL's BADGE run to the end instead of extrapolated
+    python bench/strategies.py --model-based        # ALFA-Mix, EPIG (vs BAAL) and DFAL (vs DISTIL): its own section
 
 It prints one table and writes it, with the machine it ran on, to reports/benchmarks.md.
 
@@ -61,12 +62,18 @@ def parse_args(argv=None):
     p.add_argument("--large", type=int, default=200_000, help="pool size of the core-set memory check (0: skip)")
     p.add_argument("--large-labelled", type=int, default=1000)
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "reports", "benchmarks.md"))
+    p.add_argument("--model-based", action="store_true",
+                   help="time only ALFA-Mix, EPIG and DFAL (they need a head, targets or a network) against their peers, "
+                        "into this script's own marked section of --out; the main table stays")
+    p.add_argument("--epig-targets", type=int, default=100, help="EPIG's target points (drawn from the pool)")
+    p.add_argument("--dfal-n", type=int, default=200, help="pool size (28 x 28 images) for DFAL against DISTIL's DeepFool")
+    p.add_argument("--dfal-budget", type=int, default=30)
     return p.parse_args(argv)
 
 
 ARGS = parse_args()
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from reporting import measure as measure_with, reexec_with_fixed_malloc, write_keeping_sections  # noqa: E402
+from reporting import measure as measure_with, reexec_with_fixed_malloc, write_keeping_sections, write_section  # noqa: E402
 
 reexec_with_fixed_malloc(ARGS.threads)  # fix threads and malloc before numpy/torch load
 
@@ -80,7 +87,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from peers import baal_layout, distil_strategy, peer_versions  # noqa: E402
+from peers import baal_layout, distil_deepfool, distil_strategy, peer_versions  # noqa: E402
 
 from archdal.strategies import QueryInputs, query  # noqa: E402
 
@@ -308,5 +315,82 @@ def write_report(rows, bounds, large, notes, checks):
     print(f"\nwrote {out.resolve()}")
 
 
+# ---------------------------------------------------------------- strategies that need more than outputs
+
+def model_based():
+    """ALFA-Mix (a linear head and labelled labels; no peer installed), EPIG (against BAAL's `EPIG` on the same candidates
+    and targets) and DFAL (against DISTIL's `AdversarialDeepFool` with archdal's `cnn` on random 28 x 28 images)."""
+    from archdal.models import make_model
+    from archdal.strategies import dfal, epig_score, top_scores
+    rows = []
+    for n in ARGS.sizes:
+        features, labelled, logits, mc_logits = make_pool(n)
+        g = torch.Generator().manual_seed(0)
+        head = torch.nn.Linear(ARGS.dim, ARGS.classes)
+        with torch.no_grad():
+            head.weight.copy_(torch.linalg.lstsq(features[:2000], logits[:2000]).solution.T)
+            head.bias.zero_()
+        inputs = QueryInputs(probs=torch.softmax(head(features), dim=1).detach(), embeddings=features,
+                             labelled_embeddings=labelled, head=head,
+                             labelled_labels=torch.randint(ARGS.classes, (len(labelled),), generator=g))
+        t_a, m_a, _ = measure(lambda: query("alfamix", inputs, ARGS.budget, torch.Generator().manual_seed(0)), repeats=1)
+        rows.append(dict(strategy="alfamix", n=f"{n:,}", archdal=t_a, archdal_mb=m_a, peer="– (dal-toolbox is not installed)"))
+        print(f"  alfamix N={n:,}: {fmt_s(t_a)} s", flush=True)
+        mc = torch.softmax(mc_logits, dim=2)
+        targets = mc[:, torch.randperm(n, generator=g)[:ARGS.epig_targets]]
+        t_a, m_a, ours = measure(lambda: top_scores(epig_score(mc, targets), ARGS.budget))
+        row = dict(strategy=f"epig ({ARGS.epig_targets} targets)", n=f"{n:,}", archdal=t_a, archdal_mb=m_a)
+        try:
+            from baal.active.heuristics import EPIG
+            pool_b, targets_b = baal_layout(mc), baal_layout(targets)
+            t_b, m_b, theirs = measure(lambda: np.argsort(-EPIG().compute_score(pool_b, targets_b), kind="stable")[:ARGS.budget])
+            row.update(peer="BAAL EPIG", peer_s=t_b, peer_mb=m_b, same=f"{len(set(as_list(ours)) & set(as_list(theirs)))}/{ARGS.budget}")
+        except ImportError: row["peer"] = "– (baal is not installed)"
+        rows.append(row)
+        print(f"  epig N={n:,}: {fmt_s(t_a)} s, BAAL {fmt_s(row.get('peer_s'))} s", flush=True)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = make_model("cnn", (1, 28, 28), 10).eval()
+    x = torch.rand(ARGS.dfal_n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    for overshoot in (0.02, 0.0):
+        t_a, m_a, ours = measure(lambda: dfal(QueryInputs(pool_x=x, model=net), ARGS.dfal_budget, torch.Generator(),
+                                              overshoot=overshoot), repeats=1)
+        row = dict(strategy=f"dfal (50 iterations, overshoot {overshoot:g}, cnn)", n=f"{ARGS.dfal_n:,} (28 x 28)",
+                   archdal=t_a, archdal_mb=m_a)
+        print(f"  dfal N={ARGS.dfal_n}, overshoot {overshoot:g}: {fmt_s(t_a)} s", flush=True)
+        if overshoot: rows.append(dict(row, peer="DISTIL has no overshoot: see the next row"))
+    try:
+        peer = distil_deepfool(net, x, max_iter=50)
+        torch.set_num_threads(ARGS.threads)
+        t_d, m_d, theirs = measure(lambda: peer.select(ARGS.dfal_budget), repeats=1)
+        row.update(peer="DISTIL AdversarialDeepFool", peer_s=t_d, peer_mb=m_d,
+                   same=f"{len(set(as_list(ours)) & set(as_list(theirs)))}/{ARGS.dfal_budget}")
+    except ImportError: row["peer"] = "– (decile-distil is not installed)"
+    rows.append(row)
+    print(f"  dfal N={ARGS.dfal_n}: {fmt_s(t_a)} s, DISTIL {fmt_s(row.get('peer_s'))} s", flush=True)
+    lines = ["## Strategies that need the model or a target set (`python bench/strategies.py --model-based`)", "",
+             f"Written on {datetime.date.today().isoformat()}, {ARGS.threads} thread(s), load average "
+             f"{Path('/proc/loadavg').read_text().split()[0]} at the end (at the start: {LOAD_AT_START}). ALFA-Mix and "
+             f"EPIG on the main table's pools (D = {ARGS.dim}, C = {ARGS.classes}, S = {ARGS.mc_samples}, "
+             f"{ARGS.labelled} labelled points with random labels, a linear head fitted to the logits, budget {ARGS.budget}; "
+             f"EPIG's {ARGS.epig_targets} targets drawn from the pool, the same for BAAL, whose timing is its score call "
+             f"and an argsort). DFAL on {ARGS.dfal_n} random 28 × 28 images with archdal's untrained `cnn`, budget "
+             f"{ARGS.dfal_budget}: archdal with DeepFool's overshoot 0.02 (its default) and with DISTIL's settings (50 "
+             "iterations, no overshoot). Without an overshoot a step lands on the linearised boundary, where the "
+             "prediction often has not changed yet, so points stall and run all 50 iterations with tiny steps: that "
+             "is why DeepFool overshoots. DISTIL 0.2.0 perturbs one image at a time and steps towards the last class "
+             "other than the predicted one, not the nearest (its running minimum is never updated), so with 10 "
+             "classes its picks differ by design; on two classes both agree (tests/test_peer_agreement.py).", "",
+             "| strategy | N | archdal s | peer | peer s | peer / archdal | peak MB archdal | peak MB peer | same picks |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ratio = f"{r['peer_s'] / r['archdal']:.1f}×" if "peer_s" in r else "–"
+        lines.append(f"| {r['strategy']} | {r['n']} | {fmt_s(r['archdal'])} | {r['peer']} | {fmt_s(r.get('peer_s'))} | "
+                     f"{ratio} | {r['archdal_mb']:.0f} | " + (f"{r['peer_mb']:.0f}" if "peer_mb" in r else "–")
+                     + f" | {r.get('same', '–')} |")
+    write_section(Path(ARGS.out), "strategies", "\n".join(lines))
+    print(f"\nwrote the model-based section of {Path(ARGS.out).resolve()}")
+
+
 if __name__ == "__main__":
-    main()
+    model_based() if ARGS.model_based else main()

@@ -10,8 +10,8 @@ less a 10 % validation split, 6 classes; 1,000 fixed test questions) for three a
 - `textcnn`: Kim's TextCNN from random weights on the same WordPiece ids (lr 3e-3, 20 epochs of at least 100 steps);
 
 x random, entropy, badge (gradient embeddings of the head) and coreset (the last layer's [CLS] vector) x `--seeds`.
-The scale: `--init` labels per class (4: 24 labels), `--budget` (24) per round for `--rounds` (4) rounds, up to
-120 labels, `--pool-subset` (1,000) pool questions scored per query; every other field at its text default.
+The scale: `--init` labels per class (4: 24 labels), `--budget` (24) per round for `--rounds` (3) rounds, up to
+96 labels, `--pool-subset` (500) pool questions scored per query; every other field at its text default.
 Runs go to `--out` (finished runs are read back, not redone), then the table goes to reports/text.md and the report
 notebook renders the same runs into reports/text_report.ipynb and reports/text_report/.
 
@@ -92,8 +92,8 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--init", type=int, default=4)
     parser.add_argument("--budget", type=int, default=24)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--pool-subset", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--pool-subset", type=int, default=500)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=REPO / "reports" / "runs" / "text_bench")
     parser.add_argument("--report", type=Path, default=REPO / "reports" / "text.md")

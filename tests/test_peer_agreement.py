@@ -16,6 +16,11 @@ bench/peers.py, shared with the benchmark.
   to the nearest labelled or chosen point) within 1e-4 relative;
 * TypiClust picks the points scikit-activeml's `TypiClust` picks, in the same order, on blobs where both
   k-means find the same clusters (its typicality, like archdal's, is over all of a cluster's members);
+* EPIG gives BAAL's `EPIG` scores (same candidates, same targets) and the same picks;
+* DFAL's DeepFool perturbation, with DISTIL's settings (no overshoot, the same iterations), has the norm of
+  DISTIL's `AdversarialDeepFool` on a two-class network, and the same picks. With more classes DISTIL 0.2.0
+  steps towards the last class other than the predicted one rather than the nearest (its running minimum is
+  never updated), so only two classes, where both choose the one other class, make a like-for-like check;
 * BADGE starts at DISTIL's first point and draws the next by the k-means++ D² law computed from DISTIL's
   own materialised gradient embeddings, as DISTIL's seeding does (chi-square tests, fixed seeds).
 """
@@ -27,10 +32,11 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from peers import baal_layout, distil_strategy  # noqa: E402
+from peers import baal_layout, distil_deepfool, distil_strategy  # noqa: E402
 
-from archdal.strategies import (QueryInputs, bald_score, entropy_score, least_confidence_score,  # noqa: E402
-                                margin_score, mean_std_score, nearest_centres, query, var_ratios_score)
+from archdal.strategies import (QueryInputs, bald_score, deepfool_distances, dfal, entropy_score,  # noqa: E402
+                                epig_score, least_confidence_score, margin_score, mean_std_score, nearest_centres,
+                                query, top_scores, var_ratios_score)
 
 SCORES = {"entropy": entropy_score, "margin": margin_score, "least_confidence": least_confidence_score}
 
@@ -233,3 +239,37 @@ def test_typiclust_same_as_skactiveml(seed, skactiveml):
     y[-2:] = [0, 1]
     theirs = skactiveml.TypiClust(k=20, random_state=seed).query(X, y, batch_size=6)
     assert picks(ours) == picks(theirs)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_epig_same_as_baal(seed, baal):
+    "300 candidates, 40 targets drawn from them, 12 MC samples of 5 classes: BAAL's EPIG scores and top 10."
+    _, mc_logits, _, _ = make_pool(300, c=5, s=12, seed=seed)
+    mc = torch.softmax(mc_logits, dim=2)
+    targets = mc[:, torch.randperm(300, generator=torch.Generator().manual_seed(seed))[:40]]
+    ours = epig_score(mc, targets)
+    theirs = baal.EPIG().compute_score(baal_layout(mc), baal_layout(targets))
+    assert np.allclose(ours.numpy(), theirs, atol=1e-5), np.abs(ours.numpy() - theirs).max()
+    assert_no_near_ties(ours, 10)
+    assert picks(top_scores(ours, 10)) == picks(np.argsort(-theirs, kind="stable")[:10])
+
+
+def binary_net(seed):
+    "A small random non-linear two-class network on 6 inputs (eval mode: the rows are independent)."
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 2)).eval()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dfal_same_as_distils_deepfool_on_two_classes(seed, distil):
+    """30 random inputs: with no overshoot and 50 iterations, archdal's batched DeepFool norm equals the square root
+    of DISTIL's per-point `cal_dis`, and DFAL picks what DISTIL's `select` picks, in the same order."""
+    net = binary_net(seed)
+    x = 2 * torch.randn(30, 6, generator=torch.Generator().manual_seed(seed))
+    ours = deepfool_distances(net, x, max_iter=50, overshoot=0.0, batch=8)
+    peer = distil_deepfool(net, x, max_iter=50)
+    theirs = torch.tensor([float(peer.cal_dis(x[i])) for i in range(len(x))], dtype=torch.float64).sqrt()
+    assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-6), (ours - theirs).abs().max()
+    assert_no_near_ties(-ours, 8, gap=1e-4)
+    assert picks(dfal(QueryInputs(pool_x=x, model=net), 8, torch.Generator(), overshoot=0.0)) == picks(peer.select(8))
