@@ -57,7 +57,7 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.5) -> tor
     partner = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
     return F.cross_entropy(similarity, partner)
 
-# %% ../nbs/02b_pretrain.ipynb #df07d5ce
+# %% ../nbs/02b_pretrain.ipynb #b4d5b558
 @dataclass(frozen=True)
 class Pretrainer:
     "A registered pretraining method: `train(model, x, generator, device, progress, **settings) -> dict`, its settings' `spec`."
@@ -100,9 +100,9 @@ def _train_steps(model: ALModel, extra: nn.Module, x: torch.Tensor, loss_of: Cal
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
-            if not math.isfinite(float(loss)):
+            if not math.isfinite(float(loss.detach())):
                 raise FloatingPointError(f"pretraining loss is {float(loss)} at step {step + 1}; lower lr={lr}")
-            total, count, step = total + float(loss), count + 1, step + 1
+            total, count, step = total + float(loss.detach()), count + 1, step + 1
             if step % record_every == 0 or step == steps:
                 losses.append(total / count)
                 total, count = 0.0, 0

@@ -55,6 +55,11 @@ SPECIAL = {
     # an integer or the word "auto" (a JSON value checked by its own rule)
     "val_every": (st.one_of(st.just("auto"), st.integers(1, 1000)),
                   st.one_of(st.integers(max_value=0), st.sampled_from(["often", "", "Auto"]), st.none(), st.floats(), st.booleans())),
+    # a method name or a user's file (a file that exists: its own tests in 02b_pretrain); anything else is refused
+    "pretrain": (st.sampled_from(["none", "simclr", "deepcluster"]), anything_else.filter(
+        lambda v: v not in ("none", "simclr", "deepcluster") and not (isinstance(v, str) and v.startswith("path:")))),
+    # freezing needs a pretrained body (a rule between the two, tested in 02b_pretrain)
+    "freeze_body": (st.just(False), from_param(EXPERIMENT_SPEC.params["freeze_body"])[1]),
 }
 FIELDS = {name: SPECIAL.get(name) or from_param(p) for name, p in EXPERIMENT_SPEC.params.items()}
 
@@ -100,6 +105,8 @@ def test_an_invalid_parameter_is_named_before_any_work(valid_values, bad_field, 
     (dict(arch="cnn", arch_kwargs={"depth": 10_000}), "depth=10000: allowed an integer in [1, 32]"),
     (dict(arch="depth_dropout", arch_kwargs={"K": 10**6}), "K=1000000: allowed None or an integer in [1, 64]"),
     (dict(arch="pdarts", arch_kwargs={"channels": 10**5}), "channels=100000: allowed None or an integer in [1, 512]"),
+    (dict(arch="depth_dropout", pretrain="simclr"), "its body infers its structure from the labelled set"),
+    (dict(pretrain="deepcluster", pretrain_kwargs={"clusters": 1}), "clusters=1: allowed an integer in [2, 100,000]"),
 ])
 def test_data_dependent_problems_are_named_before_training(bad, named, tmp_path, monkeypatch):
     def no_training(*args, **kwargs): raise AssertionError("training started")
@@ -129,4 +136,17 @@ def test_an_out_dir_that_cannot_be_written_is_named_before_any_work(tmp_path, mo
     monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(tmp_path) else real_access(path, mode))
     with pytest.raises(ConfigError, match="is not writable by this process; allowed: a writable folder"):
         run_experiment(ExperimentConfig(out_dir=str(tmp_path / "runs"), progress=False))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_users_weights_that_do_not_fit_the_body_are_named_before_any_work(tmp_path, monkeypatch):
+    "A state dict of another architecture (here a wider cnn) is refused with what is missing or of another shape."
+    import torch
+    from archdal.models import make_model
+    torch.save(make_model("cnn", (1, 8, 8), 10, width=16).body.state_dict(), tmp_path / "wide.pt")
+    def no_training(*args, **kwargs): raise AssertionError("training started")
+    monkeypatch.setattr(archopt, "fit", no_training)
+    with pytest.raises(ConfigError) as caught:
+        run_experiment(ExperimentConfig(pretrain=f"path:{tmp_path / 'wide.pt'}", out_dir=str(tmp_path / "runs"), progress=False))
+    assert "does not fit the body of arch='cnn'" in str(caught.value) and "other shapes: 0.weight" in str(caught.value)
     assert not (tmp_path / "runs").exists()
