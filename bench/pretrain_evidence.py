@@ -147,7 +147,7 @@ def report(out: Path, path: Path) -> None:
              "fine-tuned with the round's labels unless marked frozen. One torch thread, `nice -n 10`, on a 2-core "
              f"machine shared with other work ({platform.processor() or platform.machine()}, torch {torch.__version__})."]
     protocol = pd.DataFrame([{"data-arch": p, "seeds": len(s["seeds"]), **s["al"], "simclr": s["simclr"] or "defaults",
-                              "deepcluster": s["deepcluster"] or "defaults"} for p, s in PROTOCOLS.items()])
+                              "deepcluster": s["deepcluster"] or "defaults"} for p, s in PROTOCOLS.items()]).fillna("all")
     parts += ["## Protocol", "Every run: strategies " + ", ".join(STRATEGIES) + "; " +
               ", ".join(f"{k}={v}" for k, v in FIXED.items() if k not in ("progress", "device", "threads")) +
               "; the rest at `ExperimentConfig`'s defaults (SGD, lr 0.03, cosine schedule, early stopping on the held-out "
