@@ -195,13 +195,20 @@ def report(out: Path, path: Path) -> None:
         for (p, variant), t in table.groupby(["data-arch", "variant"]):
             t = t.set_index("strategy")
             before, after = _ranking(t["AUC none"]), _ranking(t["AUC pretrained"])
+            gap = lambda column: float(np.diff(np.sort(t[column].to_numpy())).min())
+            spread = runs[(runs["data-arch"] == p) & runs.variant.isin(["none", variant])].groupby(
+                ["variant", "strategy"]).auc.std(ddof=0).median()
             ranks.append({"data-arch": p, "variant": variant, "ranking without": before, "ranking with": after,
-                          "changes": "yes" if before != after else "no"})
+                          "changes": "yes" if before != after else "no", "smallest gap without": round(gap("AUC none"), 3),
+                          "smallest gap with": round(gap("AUC pretrained"), 3), "median AUC sd over seeds": round(spread, 3)})
         parts += ["## Active learning with and without a pretrained body",
                   "Means over seeds; AUC is the area under test accuracy against labels divided by the label range "
                   "(a mean accuracy over the budget); `AUC gain` the mean paired difference (pretrained − none) and its "
                   "spread over seeds.", markdown(table.round(3), index=False),
-                  "## Does the ranking of the strategies change?", markdown(pd.DataFrame(ranks), index=False)]
+                  "## Does the ranking of the strategies change?",
+                  "By mean AUC over the seeds; the gaps between neighbouring strategies against the spread of one "
+                  "strategy's AUC over seeds say how much a changed order means (with one seed the spread is 0: unknown).",
+                  markdown(pd.DataFrame(ranks), index=False)]
         seconds = runs.groupby(["data-arch", "variant"]).seconds.mean().round(1).rename("seconds per run")
         parts += ["Seconds per active-learning run (pretraining excluded; it is cached):", markdown(seconds.reset_index(), index=False)]
     if (out / "longer.json").exists():
