@@ -153,7 +153,8 @@ def report(out: Path, path: Path) -> None:
               "; the rest at `ExperimentConfig`'s defaults (SGD, lr 0.03, cosine schedule, early stopping on the held-out "
               "validation images). Seconds are wall-clock seconds on the shared machine (its load average was 6-9 on 2 "
               "cores while this ran), so they overstate the CPU cost. `seeds` in the protocol is what was planned; the "
-              "`seeds` columns below count what finished. Small on purpose (the CPU budget of the whole benchmark was about 40 minutes); "
+              "`seeds` columns below count what finished. Small on purpose (planned at about 40 CPU-minutes for the whole benchmark; on the loaded machine it "
+              "took 70 minutes of wall time in up to three niced processes, about 50 CPU-minutes by their CPU shares); "
               "`mnist5k`/`resnet18` ran one seed, one query round, 20 optimiser steps a round and its feature "
               "measures on the first 1,000 training / 500 test images.", markdown(protocol, index=False)]
     features, runs = [], []
