@@ -25,7 +25,7 @@ __all__ = ['SELECT_PREFIX', 'EVAL_STRUCTURE_SEED', 'DEPTH_DROPOUT_PRESETS', 'EUL
            'BetaBernoulliDepth', 'MaskedResidualBlock', 'DepthDropoutBody', 'preset_param', 'with_preset',
            'depth_dropout', 'kl_kumaraswamy_beta', 'BetaBernoulliGates', 'PrunedGatedCNN', 'GatedCNNBody', 'bbdropout']
 
-# %% ../nbs/04_archopt.ipynb #1f4594d3
+# %% ../nbs/04_archopt.ipynb #0a283949
 @dataclass
 class RoundContext:
     "Everything an architecture optimiser may use in one round of the loop."
@@ -42,6 +42,7 @@ class RoundContext:
     previous: dict | None = None      # what this optimiser kept from the previous round (`RoundFit.keep`)
     warm_weights: dict | None = None  # previous round's weights, for warm starts of fixed architectures
     pool_size: int | None = None      # training images the labelled set is drawn from (labelled + unlabelled)
+    prepare_model: Callable | None = None  # applied to each new model once built (a pretrained body: archdal.pretrain)
 
 
 @dataclass
@@ -57,6 +58,7 @@ def fit_new_model(ctx: RoundContext, build: Callable[[], ALModel], key: tuple = 
     "Build a model under the round's 'init' seed (with `key` for several models per round) and fit it."
     device = resolve_device(ctx.fit_options.get("device", "auto"))
     with seeded(ctx.seeds("init", *key), device): model = build()
+    if ctx.prepare_model is not None: ctx.prepare_model(model)
     if ctx.warm_weights is not None: model.load_state_dict(ctx.warm_weights)
     # a body may divide its KL by the pool's size rather than the labelled set's (BBDropout)
     per_pool = getattr(model.body, "kl_divisor", "labelled") == "pool" and ctx.pool_size

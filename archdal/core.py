@@ -28,10 +28,11 @@ from pathlib import Path
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['DATASETS', 'MODELS', 'ARCH_OPTIMISERS', 'STRATEGIES', 'KINDS', 'SEAL', 'did_you_mean', 'Registry', 'ConfigError',
-           'Param', 'Rule', 'ParamSpec', 'param', 'spec_of', 'takes', 'safe_name', 'arch_label', 'run_path',
-           'RunFileCorrupt', 'RunConflict', 'RunInUse', 'RunDiskFull', 'RunDir', 'write_config', 'read_config',
-           'write_history', 'read_history', 'write_queries', 'read_queries', 'write_records', 'read_records']
+__all__ = ['DATASETS', 'MODELS', 'ARCH_OPTIMISERS', 'STRATEGIES', 'PRETRAINERS', 'KINDS', 'SEAL', 'did_you_mean', 'Registry',
+           'ConfigError', 'Param', 'Rule', 'ParamSpec', 'param', 'spec_of', 'takes', 'safe_name', 'arch_label',
+           'run_path', 'RunFileCorrupt', 'RunConflict', 'RunInUse', 'RunDiskFull', 'RunDir', 'write_config',
+           'read_config', 'write_history', 'read_history', 'write_queries', 'read_queries', 'write_records',
+           'read_records']
 
 # %% ../nbs/00_core.ipynb #61297ca9
 def did_you_mean(value, allowed: Iterable[str]) -> str:
@@ -108,11 +109,12 @@ class Registry:
 
     def __repr__(self): return f"Registry({self.kind!r}: {', '.join(self.names())})"
 
-# %% ../nbs/00_core.ipynb #d9fc29d1
+# %% ../nbs/00_core.ipynb #fb921275
 DATASETS = Registry("dataset", builtins=["archdal.data", "archdal.text"])
 MODELS = Registry("model", builtins=["archdal.models", "archdal.archopt", "archdal.text"], namespace="arch")
 ARCH_OPTIMISERS = Registry("architecture optimiser", builtins=["archdal.archopt", "archdal.pdarts"], namespace="arch")
 STRATEGIES = Registry("strategy", builtins=["archdal.strategies"])
+PRETRAINERS = Registry("pretraining method", builtins=["archdal.pretrain"])
 
 # %% ../nbs/00_core.ipynb #608b346a
 class ConfigError(ValueError):

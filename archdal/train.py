@@ -49,8 +49,8 @@ def seeded(seed: int, device: torch.device):
         torch.manual_seed(seed)
         yield
 
-# %% ../nbs/02_train.ipynb #a967cf4d
-SEED_PURPOSES = ("split", "init", "fit", "predict", "query", "search", "record", "validation")
+# %% ../nbs/02_train.ipynb #ffd6ea19
+SEED_PURPOSES = ("split", "init", "fit", "predict", "query", "search", "record", "validation", "pretrain")
 
 
 def derive_seed(seed: int, round: int, purpose: str, *keys: int) -> int:

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 import archdal.archopt as archopt
 import archdal.loop as loop
 from archdal.loop import EXPERIMENT_SPEC, ConfigError, ExperimentConfig, run_experiment
+from archdal.data import dataset_modality
 from archdal.models import list_models
 
 anything_else = st.one_of(st.none(), st.booleans(), st.text(max_size=5), st.floats(allow_nan=True),
@@ -35,8 +36,8 @@ def from_param(p):
         return st.sampled_from(options), anything_else.filter(lambda v: v not in options)
     if p.kind == "bool": return st.booleans(), st.one_of(st.integers(), st.text(max_size=3), st.none())
     if p.kind == "path":  # relative folders that are never created (validation only)
-        return (st.text("abc_", min_size=1, max_size=6).map(lambda t: f"never_created/{t}"),
-                st.one_of(st.just(""), st.integers(), st.none(), st.just("a\0b")))
+        return (nullable(st.text("abc_", min_size=1, max_size=6).map(lambda t: f"never_created/{t}")),
+                st.one_of(st.just(""), st.integers(), none, st.just("a\0b")))
     if p.kind == "dict": return st.just({}), st.one_of(st.text(max_size=3), st.lists(st.integers(), max_size=2), st.none())
     raise AssertionError(f"no generator for {p}")
 
@@ -55,6 +56,11 @@ SPECIAL = {
     # an integer or the word "auto" (a JSON value checked by its own rule)
     "val_every": (st.one_of(st.just("auto"), st.integers(1, 1000)),
                   st.one_of(st.integers(max_value=0), st.sampled_from(["often", "", "Auto"]), st.none(), st.floats(), st.booleans())),
+    # a method name or a user's file (a file that exists: its own tests in 02b_pretrain); anything else is refused
+    "pretrain": (st.sampled_from(["none", "simclr", "deepcluster"]), anything_else.filter(
+        lambda v: v not in ("none", "simclr", "deepcluster") and not (isinstance(v, str) and v.startswith("path:")))),
+    # freezing needs a pretrained body (a rule between the two, tested in 02b_pretrain)
+    "freeze_body": (st.just(False), from_param(EXPERIMENT_SPEC.params["freeze_body"])[1]),
 }
 FIELDS = {name: SPECIAL.get(name) or from_param(p) for name, p in EXPERIMENT_SPEC.params.items()}
 
@@ -64,7 +70,12 @@ def test_every_config_field_is_described_once_in_the_spec():
     assert all(p.doc for p in EXPERIMENT_SPEC.params.values())
 
 
-valid_configs = st.fixed_dictionaries({name: valid for name, (valid, _) in FIELDS.items()})
+def consistent(values: dict) -> dict:
+    "Valid values that also obey the rules between fields drawn independently: the image pretraining methods are refused on texts."
+    return {**values, "pretrain": "none"} if dataset_modality(values["dataset"]) == "text" else values
+
+
+valid_configs = st.fixed_dictionaries({name: valid for name, (valid, _) in FIELDS.items()}).map(consistent)
 
 
 @settings(max_examples=300, deadline=None)
@@ -100,6 +111,8 @@ def test_an_invalid_parameter_is_named_before_any_work(valid_values, bad_field, 
     (dict(arch="cnn", arch_kwargs={"depth": 10_000}), "depth=10000: allowed an integer in [1, 32]"),
     (dict(arch="depth_dropout", arch_kwargs={"K": 10**6}), "K=1000000: allowed None or an integer in [1, 64]"),
     (dict(arch="pdarts", arch_kwargs={"channels": 10**5}), "channels=100000: allowed None or an integer in [1, 512]"),
+    (dict(arch="depth_dropout", pretrain="simclr"), "its body infers its structure from the labelled set"),
+    (dict(pretrain="deepcluster", pretrain_kwargs={"clusters": 1}), "clusters=1: allowed an integer in [2, 100,000]"),
 ])
 def test_data_dependent_problems_are_named_before_training(bad, named, tmp_path, monkeypatch):
     def no_training(*args, **kwargs): raise AssertionError("training started")
@@ -129,4 +142,17 @@ def test_an_out_dir_that_cannot_be_written_is_named_before_any_work(tmp_path, mo
     monkeypatch.setattr(os, "access", lambda path, mode: False if str(path) == str(tmp_path) else real_access(path, mode))
     with pytest.raises(ConfigError, match="is not writable by this process; allowed: a writable folder"):
         run_experiment(ExperimentConfig(out_dir=str(tmp_path / "runs"), progress=False))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_users_weights_that_do_not_fit_the_body_are_named_before_any_work(tmp_path, monkeypatch):
+    "A state dict of another architecture (here a wider cnn) is refused with what is missing or of another shape."
+    import torch
+    from archdal.models import make_model
+    torch.save(make_model("cnn", (1, 8, 8), 10, width=16).body.state_dict(), tmp_path / "wide.pt")
+    def no_training(*args, **kwargs): raise AssertionError("training started")
+    monkeypatch.setattr(archopt, "fit", no_training)
+    with pytest.raises(ConfigError) as caught:
+        run_experiment(ExperimentConfig(pretrain=f"path:{tmp_path / 'wide.pt'}", out_dir=str(tmp_path / "runs"), progress=False))
+    assert "does not fit the body of arch='cnn'" in str(caught.value) and "other shapes: 0.weight" in str(caught.value)
     assert not (tmp_path / "runs").exists()

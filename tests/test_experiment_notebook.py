@@ -91,7 +91,8 @@ def test_readme_command_form_for_fixed_and_optimised_architectures(tmp_path, arc
 
 
 @pytest.mark.parametrize("bad, named", [({"budget": 0}, "budget=0"), ({"arch": "resnet"}, "arch='resnet'"),
-                                        ({"budget": 400, "rounds": 4}, "budget=400 x rounds=4")])
+                                        ({"budget": 400, "rounds": 4}, "budget=400 x rounds=4"),
+                                        ({"pretrain": "simclrr"}, "pretrain='simclrr': allowed one of")])
 def test_bad_parameters_stop_the_notebook_before_any_work(tmp_path, bad, named):
     with pytest.raises(papermill.PapermillExecutionError) as caught:
         papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "out.ipynb"),

@@ -18,8 +18,8 @@ import pytest
 import dataclasses
 
 from archdal.core import RunDir, read_config, read_history
-from archdal.loop import run_experiment
-from archdal.sweep import cell_finished, make_cells
+from archdal.loop import ExperimentConfig, run_experiment
+from archdal.sweep import cell_finished, make_cells, run_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = Path(sys.executable).with_name("archdal-sweep")
@@ -76,6 +76,28 @@ def test_cli_grid_with_report_then_rerun_does_nothing(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     assert "0 done, 4 skipped, 0 failed" in again.stdout, again.stdout
     assert {p: p.stat().st_mtime_ns for p in histories} == histories
+
+
+def _run_directly(config: dict, **_) -> dict:
+    "A sweep runner without papermill (the cell's experiment in the Dask worker's own process), for a cheaper test."
+    started = time.perf_counter()
+    run_experiment(ExperimentConfig(**config))
+    return {"status": "done", "seconds": time.perf_counter() - started, "error": None}
+
+
+def test_a_sweep_pretrains_each_key_once_and_every_cell_uses_it(tmp_path, monkeypatch):
+    "Two cells sharing a pretraining key, at once in two worker processes: one pretrains, the other waits for it and reads it."
+    monkeypatch.chdir(tmp_path)
+    fixed = {**TINY, "out_dir": "runs", "strategy": "random", "pretrain": "simclr", "freeze_body": True,
+             "pretrain_kwargs": {"steps": 5, "batch_size": 32}}
+    summary = run_sweep({"lr": [0.03, 0.05]}, fixed, workers=2, runner=_run_directly, progress=False)  # two out_dir levels
+    assert summary.status.tolist() == ["done", "done"], summary.error.tolist()
+    records = [RunDir(Path(d)).read_json("pretrained.json") for d in summary.run_dir]
+    entries = list((tmp_path / "runs" / ".pretrained").rglob("weights.pt"))  # one cache for the cells of every lr
+    assert len(entries) == 1 and {r["cache"] for r in records} == {str(entries[0].parent)}
+    assert [r["trained_here"] for r in records].count(True) == 1  # pretrained once, by one of the two cells
+    assert len({r["sha256"] for r in records}) == 1 and RunDir(entries[0].parent).damaged() == []
+    assert all(RunDir(Path(d)).damaged() == [] for d in summary.run_dir)  # pretrained.json sealed in each run
 
 
 def test_cli_invalid_cells_run_nothing(tmp_path):
