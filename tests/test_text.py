@@ -31,7 +31,7 @@ def test_minilm_with_badge_on_trec6_shows_the_queried_texts(tmp_path):
     assert [row["n_labelled"] for row in history] == [12, 24]
     assert all(0 <= row["test_macro_f1"] <= 1 and row["test_micro_f1"] == row["test_accuracy"] for row in history)
     config = json.loads((run_dir / "config.json").read_text())["config"]
-    assert (config["optimizer"], config["lr"], config["schedule"], config["batch_size"]) == ("adamw", 5e-5, "linear", 20)
+    assert (config["optimizer"], config["lr"], config["schedule"], config["batch_size"]) == ("adamw", 2e-4, "linear", 20)
     texts = (run_dir / "queried_texts.html").read_text()
     assert texts.count("<tr>") == 13  # a header and the 12 picks
     outputs = json.dumps([c.get("outputs", []) for c in nbformat.read(out, as_version=4).cells], ensure_ascii=False)
