@@ -102,18 +102,20 @@ def select_candidates(arch: str) -> list[str]:
     return names
 
 
-def check_arch(arch: str, in_shape, n_classes: int, dropout: float, arch_kwargs: dict) -> None:
-    "Raise ValueError (naming the argument and what is allowed) unless `arch` with `arch_kwargs` can be built."
+def check_arch(arch: str, in_shape, n_classes: int, dropout: float, arch_kwargs: dict) -> list[ALModel]:
+    """Raise ValueError (naming the argument and what is allowed) unless `arch` with `arch_kwargs` can be built; returns
+    the networks built to check it (a model's, each candidate's of `select:`; none for an optimiser, whose own check
+    builds no network), so that a caller asking more of them builds none again."""
     if not is_arch_name(arch):
         raise ValueError(f"arch={arch!r} is not an architecture; allowed: {list_archs()}{did_you_mean(arch, list_archs())}")
     if arch.startswith(SELECT_PREFIX):
         if arch_kwargs: raise ValueError(f"arch_kwargs={arch_kwargs!r}: selection trains each candidate with its "
                                          f"defaults; allowed: {{}}")
-        for name in select_candidates(arch): make_model(name, in_shape, n_classes, dropout=dropout)
-    elif arch in ARCH_OPTIMISERS:
+        return [make_model(name, in_shape, n_classes, dropout=dropout) for name in select_candidates(arch)]
+    if arch in ARCH_OPTIMISERS:
         ARCH_OPTIMISERS[arch].check(in_shape, n_classes, **arch_kwargs)
-    else:
-        make_model(arch, in_shape, n_classes, dropout=dropout, **arch_kwargs)
+        return []
+    return [make_model(arch, in_shape, n_classes, dropout=dropout, **arch_kwargs)]
 
 
 def is_arch_name(arch) -> bool:

@@ -29,7 +29,7 @@ from .data import (AUGMENTATIONS, DatasetSplits, Pool, dataset_modality, list_da
                           make_augmentation, split_training_set, stratified_subset)
 from .archopt import (SELECT_PREFIX, RoundContext, check_arch, is_arch_name, list_archs, select_candidates,
                              supports_warm_start, train_round)
-from .models import _builder_spec, is_stochastic, list_models, make_model, model_modality
+from .models import _builder_spec, is_stochastic, list_models, model_modality
 from .pretrain import check_pretrain, prepare_rounds, pretrain_problem
 from .text import retokenized
 from .strategies import ACQUISITIONS, QueryInputs, get_strategy, list_strategies, query, scoring_strategies
@@ -393,11 +393,11 @@ def _check_against_data(config: ExperimentConfig, data: DatasetSplits, split) ->
         problems.append(f"strategy={config.strategy!r} perturbs the inputs along their gradient, and dataset="
                         f"{config.dataset!r} holds texts (token ids have none); allowed on texts: "
                         f"{[s for s in list_strategies() if 'pool_x' not in get_strategy(s).needs]}")
-    try: check_arch(config.arch, data.in_shape, data.n_classes, config.dropout, config.arch_kwargs)
+    try: networks = check_arch(config.arch, data.in_shape, data.n_classes, config.dropout, config.arch_kwargs)
     except (ValueError, TypeError) as e: problems.append(f"arch={config.arch!r} with arch_kwargs={config.arch_kwargs!r}: {e}")
     else:
         needs_mc = "mc_probs" in get_strategy(config.strategy).needs or config.mc_predictive
-        if needs_mc and not _is_stochastic_arch(config, data):
+        if needs_mc and not _is_stochastic_arch(config, networks):
             problems.append(f"strategy={config.strategy!r}{' with mc_predictive=True' if config.mc_predictive else ''} "
                             f"samples MC dropout, but arch={config.arch!r} with dropout={config.dropout} and "
                             f"arch_kwargs={config.arch_kwargs!r} has no stochastic layer (every pass would be the same); "
@@ -428,14 +428,10 @@ def tokenized_for(config: ExperimentConfig, data: DatasetSplits) -> DatasetSplit
     return retokenized(data, tokenizers.pop()) if tokenizers else data
 
 
-def _is_stochastic_arch(config: ExperimentConfig, data: DatasetSplits) -> bool:
-    "Whether the networks `config.arch` trains have a stochastic layer (dropout with p > 0, or a `StochasticLayer`)."
-    if config.arch in list_models():
-        return is_stochastic(make_model(config.arch, data.in_shape, data.n_classes, config.dropout, **config.arch_kwargs))
-    if config.arch.startswith(SELECT_PREFIX):
-        return all(is_stochastic(make_model(name, data.in_shape, data.n_classes, config.dropout))
-                   for name in select_candidates(config.arch))
-    return config.dropout > 0  # an architecture optimiser's network keeps the head's dropout
+def _is_stochastic_arch(config: ExperimentConfig, networks: list) -> bool:
+    "Whether the networks `config.arch` trains (`networks`: those `check_arch` built) have a stochastic layer (dropout with p > 0, or a `StochasticLayer`)."
+    if config.arch in ARCH_OPTIMISERS: return config.dropout > 0  # an optimiser's network keeps the head's dropout
+    return all(is_stochastic(network) for network in networks)
 
 
 def initial_split(config: ExperimentConfig, data: DatasetSplits):
