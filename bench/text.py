@@ -37,42 +37,50 @@ REPO = Path(__file__).resolve().parents[1]
 ARCHS = {"minilm": {}, "minilm-freeze": {"freeze": True}, "textcnn": {}}
 FROZEN = dict(lr=3e-3, min_steps=100)  # a frozen encoder trains a linear head: a probe's learning rate and steps
 STRATEGIES = ["random", "entropy", "badge", "coreset"]
+CPU_FILE = "cpu_seconds.csv"  # in --out: run directory (relative), CPU seconds of the process that ran it (one thread)
 
 
-def one_run(arch: str, strategy: str, seed: int, args) -> tuple[str, float]:
-    "Run (or read back) one cell; its wall seconds."
+def one_run(arch: str, strategy: str, seed: int, args) -> tuple[str, float, float]:
+    "Run (or read back) one cell; its wall and CPU seconds (a run that ran, not one read back, adds a line to CPU_FILE)."
     from archdal.loop import ExperimentConfig, run_experiment
-    start = time.perf_counter()
-    run_experiment(ExperimentConfig(dataset="trec6", arch=arch.split("-")[0], arch_kwargs=ARCHS[arch], strategy=strategy,
+    start, cpu_start = time.perf_counter(), time.process_time()
+    result = run_experiment(ExperimentConfig(dataset="trec6", arch=arch.split("-")[0], arch_kwargs=ARCHS[arch], strategy=strategy,
                                     n_init_per_class=args.init, budget=args.budget, rounds=args.rounds,
                                     pool_subset=args.pool_subset, seed=seed, threads=1, progress=False,
                                     **(FROZEN if ARCHS[arch].get("freeze") else {}),
                                     out_dir=str(args.out)))
-    return f"{arch} {strategy} seed {seed}", time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    if result.history.fit_seconds.sum() <= wall:  # it ran here, not read back from an earlier invocation
+        with open(args.out / CPU_FILE, "a") as f: f.write(f"{Path(result.run_dir).resolve().relative_to(args.out.resolve())},{cpu:.1f}\n")
+    return f"{arch} {strategy} seed {seed}", wall, cpu
 
 
 def run(args) -> None:
     "Every seed x arch x strategy, seed by seed (a benchmark cut short still compares every cell), on `--workers` processes."
     cells = [(arch, strategy, seed) for seed in args.seeds for arch in ARCHS for strategy in STRATEGIES]
     with ProcessPoolExecutor(args.workers) as pool:
-        for name, seconds in pool.map(one_run, *zip(*cells), [args] * len(cells)):
-            print(f"{name}: {seconds:.0f} s", flush=True)
+        for name, wall, cpu in pool.map(one_run, *zip(*cells), [args] * len(cells)):
+            print(f"{name}: {wall:.0f} s wall, {cpu:.0f} s CPU", flush=True)
 
 
 def table(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "(per-run final accuracy, macro-F1, AUC and seconds; the mean ± sd table by arch x strategy)."
+    "(per-run final accuracy, macro-F1, AUC, wall and CPU seconds; the mean ± sd table by arch x strategy)."
     runs = load_runs(out)
+    cpu = pd.read_csv(out / CPU_FILE, names=["run", "cpu"]) if (out / CPU_FILE).exists() else pd.DataFrame(columns=["run", "cpu"])
+    cpu_of = dict(zip(cpu.run, cpu.cpu))  # the last line of a run wins
     runs = runs[runs.finished]
     last = runs.sort_values("n_labelled").groupby("run_dir").tail(1).set_index("run_dir")
     seconds = runs.assign(total=runs.fit_seconds + runs.query_seconds.fillna(0)).groupby("run_dir").total.sum()
     per_run = last[["arch", "strategy", "seed", "n_labelled", "test_accuracy", "test_macro_f1"]].assign(seconds=seconds)
+    per_run["cpu_seconds"] = [cpu_of.get(str(Path(d).resolve().relative_to(out.resolve())), float("nan")) for d in per_run.index]
     auc = area_under_curve(runs).set_index(["arch", "strategy", "seed"])["auc"]
     per_run["auc"] = [auc[key] for key in zip(per_run.arch, per_run.strategy, per_run.seed)]
     fmt = lambda col, digits: per_run.groupby(["arch", "strategy"])[col].agg(
         lambda v: f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}")
     summary = pd.DataFrame({"seeds": per_run.groupby(["arch", "strategy"]).seed.nunique(),
                             "final accuracy": fmt("test_accuracy", 3), "final macro-F1": fmt("test_macro_f1", 3),
-                            "AUC (normalised)": fmt("auc", 3), "seconds per run": fmt("seconds", 0)})
+                            "AUC (normalised)": fmt("auc", 3), "wall s per run": fmt("seconds", 0),
+                            "CPU s per run": fmt("cpu_seconds", 0)})
     return per_run.reset_index(drop=True), summary
 
 
@@ -116,7 +124,8 @@ def main():
         f"decay, batch 20, 5 epochs of at least 50 steps, cold start each round; MiniLM at lr 2e-4 and mean-pooled; "
         f"frozen MiniLM's linear head at lr 3e-3 for at least 100 steps; the TextCNN from scratch at lr 3e-3, "
         f"20 epochs of at least 100 steps). Mean ± sd over seeds; AUC is the area under test accuracy over the "
-        f"labelled-set sizes divided by their range; seconds are fitting plus querying per run.",
+        f"labelled-set sizes divided by their range; wall seconds are fitting plus querying per run (from its history), CPU "
+        f"seconds the whole run's, one thread, with {args.workers} runs side by side on the machine's cores.",
         markdown(summary),
         "Rank of each strategy by mean AUC within each architecture (1 = best):",
         markdown(ranks),
