@@ -52,6 +52,7 @@ test: $(BIN)/.archdal-installed chromium
 	git status --porcelain --untracked-files=no > .tracked-before-test 2>/dev/null || true
 	$(BIN)/ruff check .
 	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/nbdev_test --timing --file_re '^([0-9]|index)'  # experiment and report run through papermill in tests/
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -q --durations=15 tests
+	# tests/ on every core too (pytest-xdist), a file per worker (a file's module fixtures build once), one thread each
+	OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/pytest -q -n auto --dist loadfile --durations=15 tests
 	@git status --porcelain --untracked-files=no 2>/dev/null | diff -q .tracked-before-test - >/dev/null || \
 	  { echo "the tests changed tracked files:"; git status --porcelain --untracked-files=no; exit 1; }

@@ -26,11 +26,15 @@ def comparable(run_dir):
     return json.dumps(rows), {r: q.tolist() for r, q in read_queries(RunDir(run_dir)).items()}
 
 
-def start_in_subprocess(config: ExperimentConfig) -> subprocess.Popen:
-    code = (f"from archdal.loop import ExperimentConfig, run_experiment\n"
-            f"run_experiment(ExperimentConfig(**{config.to_dict()!r}))")
+def start_in_subprocess(config: ExperimentConfig, on_go: bool = False) -> subprocess.Popen:
+    """A process running `config`; with `on_go`, one that imports archdal, prints 'ready' and waits for a line on its
+    standard input before it starts (so that a test can start it at a moment of its choosing, without the seconds of
+    importing torch in between)."""
+    code = ("from archdal.loop import ExperimentConfig, run_experiment\n"
+            + ("import sys; print('ready', flush=True); sys.stdin.readline()\n" if on_go else "")
+            + f"run_experiment(ExperimentConfig(**{config.to_dict()!r}))")
     return subprocess.Popen([sys.executable, "-c", code], cwd=REPO, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdin=subprocess.PIPE if on_go else None, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def wait_for_rounds(run_dir: Path, n: int, process: subprocess.Popen, timeout: float = 120):
@@ -102,10 +106,11 @@ def test_disk_full_while_writing_a_round_keeps_the_previous_state(tmp_path, monk
 
 def test_two_processes_on_the_same_run_never_clobber(tmp_path, uninterrupted):
     config = ExperimentConfig(**SLOW, out_dir=str(tmp_path))
+    second = start_in_subprocess(config, on_go=True)  # imported before the first starts: it asks for the run mid-way
+    assert second.stdout.readline() == b"ready\n"
     first = start_in_subprocess(config)
     wait_for_rounds(run_dir_for(config), 1, first)
-    second = start_in_subprocess(config)
-    _, second_err = second.communicate(timeout=120)
+    _, second_err = second.communicate(b"go\n", timeout=120)
     assert second.returncode != 0 and b"RunInUse" in second_err and b"is being written by pid" in second_err
     assert first.wait(timeout=300) == 0
     assert comparable(run_dir_for(config)) == uninterrupted
