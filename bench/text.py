@@ -16,7 +16,7 @@ The scale: `--init` labels per class (4: 24 labels), `--budget` (24) per round f
 Runs go to `--out` (finished runs are read back, not redone), then the table goes to reports/text.md and the report
 notebook renders the same runs into reports/text_report.ipynb and reports/text_report/.
 
-    python bench/text.py                     # 36 runs, about 1.5 CPU-hours (2 processes of one thread)
+    python bench/text.py                     # 36 runs, about 1 CPU-hour (32 min on 2 quiet cores, 2 processes of one thread)
     python bench/text.py --from-finished     # tabulate what --out holds, and render the report
 """
 from __future__ import annotations
